@@ -1,0 +1,174 @@
+"""Generation jobs, their history, and the videos they produce.
+
+A batch is one prompt version sent to one or more targets (account + model); each target is a job.
+The job row holds all of its state (including when to poll next and who holds the lease), so the
+task queue only ever carries job ids and can be lost without losing work.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from studio.projects.models import ImageAsset, Project, ProjectScopedQuerySet, PromptVersion
+from studio.providers.models import ProviderAccount
+
+
+class Batch(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="batches")
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return self.name
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    SUBMIT_UNKNOWN = "submit_unknown", "Outcome unknown"
+    SUBMITTED = "submitted", "Waiting at provider"
+    RUNNING = "running", "Running"
+    DOWNLOADING = "downloading", "Downloading"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATES = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+class Job(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="jobs")
+    account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT, related_name="jobs")
+    # Copied from the account at creation so history stays true if the account is later changed.
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80, help_text="The provider's own model id.")
+    params = models.JSONField(default=dict, help_text="Unified parameters as requested.")
+    cost_estimate = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    provider_task_id = models.CharField(max_length=200, blank=True, db_index=True)
+    provider_status = models.CharField(max_length=60, blank=True, help_text="The provider's last raw status value.")
+    enhanced_prompt = models.TextField(blank=True)
+    error_message = models.TextField(blank=True)
+    # Opaque per-provider data kept between calls (status/result paths, ModelMax's billed result).
+    provider_data = models.JSONField(default=dict, blank=True)
+
+    # Scheduling lives here, not in the queue: a restarted cluster resumes from these columns.
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    poll_attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=80, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    webhook_token = models.CharField(max_length=64, blank=True, default="")
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProjectScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "next_poll_at"], name="job_due_for_poll")]
+
+    def __str__(self):
+        return f"Job {self.pk} {self.provider}/{self.model} ({self.state})"
+
+    @property
+    def is_finished(self):
+        return self.state in TERMINAL_STATES
+
+
+class JobImage(models.Model):
+    class Role(models.TextChoices):
+        FIRST_FRAME = "first_frame", "First frame"
+        LAST_FRAME = "last_frame", "Last frame"
+        REFERENCE = "reference", "Reference"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="images")
+    image = models.ForeignKey(ImageAsset, on_delete=models.PROTECT, related_name="job_uses")
+    role = models.CharField(max_length=12, choices=Role.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["job", "role", "position"]
+
+
+class JobEvent(models.Model):
+    """One line of a job's history: a state change or a provider's raw answer (keys redacted)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    message = models.TextField(blank=True)
+    payload = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "created_at", "pk"]
+
+
+def result_upload_path(instance, filename):
+    return f"projects/{instance.job.project_id}/videos/{uuid.uuid4().hex}.mp4"
+
+
+def poster_upload_path(instance, filename):
+    return f"projects/{instance.job.project_id}/posters/{uuid.uuid4().hex}.jpg"
+
+
+class ReviewState(models.TextChoices):
+    TO_REVIEW = "to_review", "To review"
+    CHANGES_WANTED = "changes_wanted", "Changes wanted"
+    APPROVED = "approved", "Approved"
+
+
+class ResultQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(job__project__in=Project.objects.for_user(user))
+
+
+class Result(models.Model):
+    """A stored video: the studio's own copy, probed, with a poster and a thumbnail strip."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results")
+    index = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to=result_upload_path)
+    sha256 = models.CharField(max_length=64)
+    bytes = models.PositiveBigIntegerField()
+    duration = models.FloatField(null=True)
+    width = models.PositiveIntegerField(null=True)
+    height = models.PositiveIntegerField(null=True)
+    fps = models.FloatField(null=True)
+    video_codec = models.CharField(max_length=30, blank=True)
+    has_audio = models.BooleanField(null=True)
+    poster = models.ImageField(upload_to=poster_upload_path, blank=True)
+    thumbnail_strip = models.ImageField(upload_to=poster_upload_path, blank=True)
+    thumbnail_count = models.PositiveSmallIntegerField(default=0)
+    mismatches = models.JSONField(default=list, blank=True, help_text="Where the delivered file differs from the request.")
+    review_state = models.CharField(max_length=20, choices=ReviewState.choices, default=ReviewState.TO_REVIEW)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ResultQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_result_per_job_index")]
+
+    def __str__(self):
+        return f"Result {self.pk} of job {self.job_id}"

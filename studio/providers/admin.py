@@ -1,0 +1,54 @@
+from django import forms
+from django.contrib import admin
+
+from studio.providers.models import ModelPrice, ProviderAccount
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """The API key is write-only: never rendered back, and an empty field keeps the stored key."""
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["provider", "name", "base_url", "api_key", "enabled", "notes"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.api_key_ciphertext and not cleaned.get("api_key"):
+            self.add_error("api_key", "A new account needs an API key.")
+        return cleaned
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        if self.cleaned_data.get("api_key"):
+            account.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            account.save()
+        return account
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    form = ProviderAccountForm
+    list_display = ["name", "provider", "base_url", "key_ending", "enabled", "updated_at"]
+    list_filter = ["provider", "enabled"]
+    search_fields = ["name", "base_url", "notes"]
+
+    @admin.display(description="API key")
+    def key_ending(self, account):
+        return account.masked_key
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ["provider", "model", "resolution", "audio", "price_per_second", "currency", "updated_at"]
+    list_editable = ["price_per_second"]
+    list_filter = ["provider"]
+    search_fields = ["model"]

@@ -1,0 +1,97 @@
+"""Provider accounts (with encrypted API keys) and the price table behind cost estimates."""
+
+from django.db import models
+
+from studio.core import crypto
+from studio.core.redaction import remember_secret
+
+
+class Protocol(models.TextChoices):
+    MODELMAX = "modelmax", "ModelMax (queue API)"
+    QINGBO = "qingbo", "QWave / qingbo (task API)"
+    APIMP = "apimp", "APIMP (generate gateway)"
+    VEOQUERY = "veoquery", "Veo reseller (video/create + query)"
+    UNIALL = "uniall", "UniAll (New-API video generations)"
+
+
+class ProviderAccountQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+
+class ProviderAccount(models.Model):
+    """One account at one provider. A sandbox account is simply one whose base URL points at the sandbox."""
+
+    provider = models.CharField(max_length=20, choices=Protocol.choices)
+    name = models.CharField(max_length=80, unique=True)
+    base_url = models.URLField(max_length=300, help_text="For example https://api.modelmax.io")
+    api_key_ciphertext = models.TextField(editable=False, blank=True)
+    api_key_last4 = models.CharField(max_length=4, editable=False, blank=True)
+    enabled = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderAccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_provider_display()})"
+
+    def set_api_key(self, raw_key):
+        raw_key = raw_key.strip()
+        self.api_key_ciphertext = crypto.encrypt(raw_key)
+        self.api_key_last4 = raw_key[-4:]
+        remember_secret(raw_key)
+
+    @property
+    def api_key(self):
+        """The decrypted key; raises crypto.KeyDecryptionError rather than ever returning ciphertext."""
+        if not self.api_key_ciphertext:
+            return ""
+        key = crypto.decrypt(self.api_key_ciphertext, what=f"API key of provider account “{self.name}”")
+        remember_secret(key)
+        return key
+
+    @property
+    def masked_key(self):
+        return f"••••{self.api_key_last4}" if self.api_key_last4 else "not set"
+
+    def rotate_api_key(self):
+        if self.api_key_ciphertext:
+            self.api_key_ciphertext = crypto.rotate(
+                self.api_key_ciphertext, what=f"API key of provider account “{self.name}”"
+            )
+
+
+AUDIO_CHOICES = [("", "Either"), ("on", "With audio"), ("off", "Silent")]
+
+
+class ModelPrice(models.Model):
+    """What a second of video costs on one provider's model, optionally for one resolution or audio setting.
+
+    The most specific row wins: (resolution, audio) over (resolution, any) over (any, any).
+    """
+
+    provider = models.CharField(max_length=20, choices=Protocol.choices)
+    model = models.CharField(max_length=80)
+    resolution = models.CharField(max_length=10, blank=True, help_text="Empty means any resolution.")
+    audio = models.CharField(max_length=3, choices=AUDIO_CHOICES, blank=True, help_text="Empty means either.")
+    price_per_second = models.DecimalField(max_digits=8, decimal_places=4)
+    currency = models.CharField(max_length=3, default="USD")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model", "resolution"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model", "resolution", "audio"],
+                name="one_price_per_model_variant",
+            )
+        ]
+
+    def __str__(self):
+        variant = " ".join(filter(None, [self.resolution, self.get_audio_display() if self.audio else ""]))
+        return f"{self.provider}/{self.model} {variant}".strip()

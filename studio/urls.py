@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from studio.core import views as core_views
+from studio.projects import views as project_views
+
+urlpatterns = [
+    path("", project_views.project_list, name="project_list"),
+    path("projects/new/", project_views.project_create, name="project_create"),
+    path("p/<slug:slug>/", project_views.project_detail, name="project_detail"),
+    path("p/<slug:slug>/members/", project_views.project_members, name="project_members"),
+    path("p/<slug:slug>/members/<int:membership_id>/", project_views.member_update, name="member_update"),
+    path("media/projects/<int:project_id>/<path:path>", core_views.media_file, name="media_file"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("admin/", admin.site.urls),
+]
+
+handler403 = "studio.core.views.permission_denied"
+
+admin.site.site_header = "Studio administration"
+admin.site.site_title = "Studio admin"
+admin.site.index_title = "Providers, people and projects"
