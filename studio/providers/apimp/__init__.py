@@ -1,0 +1,3 @@
+from studio.providers.apimp.adapter import ApimpAdapter
+
+adapter = ApimpAdapter()

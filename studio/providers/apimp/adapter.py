@@ -1,0 +1,6 @@
+from studio.providers.adapter import ProviderAdapter
+
+
+class ApimpAdapter(ProviderAdapter):
+    slug = "apimp"
+    label = "Apimp"

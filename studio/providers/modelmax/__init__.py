@@ -1,0 +1,3 @@
+from studio.providers.modelmax.adapter import ModelMaxAdapter
+
+adapter = ModelMaxAdapter()

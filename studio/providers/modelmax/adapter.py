@@ -1,0 +1,6 @@
+from studio.providers.adapter import ProviderAdapter
+
+
+class ModelMaxAdapter(ProviderAdapter):
+    slug = "modelmax"
+    label = "ModelMax"

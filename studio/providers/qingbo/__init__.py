@@ -1,0 +1,3 @@
+from studio.providers.qingbo.adapter import QingboAdapter
+
+adapter = QingboAdapter()

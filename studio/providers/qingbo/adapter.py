@@ -1,0 +1,6 @@
+from studio.providers.adapter import ProviderAdapter
+
+
+class QingboAdapter(ProviderAdapter):
+    slug = "qingbo"
+    label = "Qingbo"

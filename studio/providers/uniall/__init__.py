@@ -1,0 +1,3 @@
+from studio.providers.uniall.adapter import UniAllAdapter
+
+adapter = UniAllAdapter()

@@ -1,0 +1,6 @@
+from studio.providers.adapter import ProviderAdapter
+
+
+class UniAllAdapter(ProviderAdapter):
+    slug = "uniall"
+    label = "UniAll"

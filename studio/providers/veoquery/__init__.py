@@ -1,0 +1,3 @@
+from studio.providers.veoquery.adapter import VeoQueryAdapter
+
+adapter = VeoQueryAdapter()

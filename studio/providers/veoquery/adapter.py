@@ -1,0 +1,6 @@
+from studio.providers.adapter import ProviderAdapter
+
+
+class VeoQueryAdapter(ProviderAdapter):
+    slug = "veoquery"
+    label = "VeoQuery"

@@ -1,0 +1,118 @@
+"""Fixtures shared by every layer: a real sandbox server over loopback and a tiny image host."""
+
+import os
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from studio.sandbox.server import start_in_thread
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made by tests are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+SANDBOX_JOB_SECONDS = 1.0
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory):
+    server = start_in_thread(job_seconds=SANDBOX_JOB_SECONDS, media_dir=tmp_path_factory.mktemp("sandbox-media"))
+    yield server
+    server.shutdown()
+
+
+class SandboxHandle:
+    """What a test needs from the sandbox: where it is, faults on demand, and what it received."""
+
+    def __init__(self, server):
+        self.server = server
+        self.url = server.url
+        self.state = server.sandbox
+
+    def base_url(self, provider):
+        return f"{self.url}/{provider}"
+
+    def fault(self, kind, **options):
+        return self.state.add_fault(kind=kind, **options)
+
+    def requests(self, provider=""):
+        return self.state.requests_for(provider)
+
+    def count(self, provider=""):
+        return len(self.requests(provider))
+
+    def submits(self, provider=""):
+        return [r for r in self.requests(provider) if r["method"] == "POST"]
+
+    def set_job_seconds(self, seconds):
+        self.state.job_seconds = seconds
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    sandbox_server.sandbox.reset(job_seconds=SANDBOX_JOB_SECONDS)
+    yield SandboxHandle(sandbox_server)
+    sandbox_server.sandbox.reset(job_seconds=SANDBOX_JOB_SECONDS)
+
+
+def sandbox_key(provider):
+    return f"sk-sandbox-{provider}-{secrets.token_hex(4)}"
+
+
+class _ImageHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        content = self.server.files.get(self.path)
+        if content is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png" if self.path.endswith(".png") else "image/jpeg")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_host():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
+    server.files = {}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def image_url(image_host):
+    """image_url(content, suffix) -> an http URL on loopback serving those bytes (for URL-taking providers)."""
+
+    def publish(content, suffix=".png"):
+        path = f"/{secrets.token_hex(6)}{suffix}"
+        image_host.files[path] = content
+        return f"http://127.0.0.1:{image_host.server_address[1]}{path}"
+
+    return publish
+
+
+def wait_for(predicate, timeout=20.0, interval=0.1):
+    """Poll until predicate() is truthy; return its value or fail the test with a clear message."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def http():
+    with httpx.Client(timeout=10.0) as client:
+        yield client
