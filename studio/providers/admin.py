@@ -7,6 +7,10 @@ from studio.providers.models import ModelPrice, ProviderAccount
 class ProviderAccountForm(forms.ModelForm):
     """The API key is write-only: never rendered back, and an empty field keeps the stored key."""
 
+    base_url = forms.URLField(
+        max_length=300, assume_scheme="https",
+        help_text="For example https://api.modelmax.io, or the sandbox's http://127.0.0.1:8001/modelmax",
+    )
     api_key = forms.CharField(
         label="API key",
         required=False,

@@ -188,8 +188,9 @@ class _Scene:
 
 def _picture_at(index, scene, first_still, last_still, fade_frames) -> Image.Image:
     """Blend supplied stills over the generated picture so frame 0 and the final frame are exactly them."""
+    frames_to_end = scene.frame_count - 1 - index
     first_weight = _fade_in_weight(index, fade_frames) if first_still is not None else 0.0
-    last_weight = _fade_in_weight(scene.frame_count - 1 - index, fade_frames) if last_still is not None else 0.0
+    last_weight = _fade_in_weight(frames_to_end, fade_frames) if last_still is not None else 0.0
     if first_weight >= 1.0:
         return first_still
     if last_weight >= 1.0:
@@ -244,7 +245,7 @@ def _add_video_stream(container, scene):
 
 
 def _to_video_frame(picture: Image.Image, index: int) -> av.VideoFrame:
-    """Convert with the BT.709 limited-range matrix the stream is tagged with, so browsers show true colours."""
+    """Use the BT.709 limited-range matrix the stream is tagged with, so browsers show the right colours."""
     frame = av.VideoFrame.from_image(picture).reformat(
         format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
     )

@@ -1,0 +1,76 @@
+"""The README's run command: demo data made once, every process started, Ctrl-C stops them all."""
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from studio.projects.models import Project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_demo_setup_twice_creates_everything_once(monkeypatch):
+    monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "demo-pass-123")
+    first, second = io.StringIO(), io.StringIO()
+    call_command("demo_setup", stdout=first)
+    call_command("demo_setup", stdout=second)
+    assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
+    assert Project.objects.filter(slug="demo").count() == 1
+    assert "Sign in as: admin / demo-pass-123" in second.getvalue()
+    assert "Created" not in second.getvalue()
+    assert get_user_model().objects.get(username="admin").check_password("demo-pass-123")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
+    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "manage.py", "runstudio", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and status is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert status == 302, "the web server never answered"
+        time.sleep(1.0)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert f"Studio is starting at http://127.0.0.1:{port}/" in output
+    pids = [int(pid) for pid in re.findall(r"(?:web|cluster|sandbox) started \(pid=(\d+)\)", output)]
+    assert len(pids) >= 2, output
+    time.sleep(0.5)
+    assert not [pid for pid in pids if alive(pid)], output
+    assert "Q Cluster" in output and "stopped" in output
