@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "studio.providers",
     "studio.jobs",
     "studio.review",
+    "studio.sandbox",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -244,6 +245,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Where `make run` starts the provider sandbox; the demo's sandbox accounts point here.
+STUDIO_SANDBOX_URL = env_str("STUDIO_SANDBOX_URL", "http://127.0.0.1:8001")
 
 # The address providers use to fetch images the studio hands them (signed links).
 STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "http://127.0.0.1:8000")

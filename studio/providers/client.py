@@ -99,7 +99,10 @@ class ProviderClient:
 
     def submit(self, request):
         call = self.adapter.build_submit(request)
-        return self.adapter.parse_submit(self.send(call))
+        submitted = self.adapter.parse_submit(self.send(call))
+        # Later paths of some protocols contain the model id; every adapter can count on finding it here.
+        submitted.data.setdefault("model", request.model)
+        return submitted
 
     def status(self, task_id, data):
         return self.adapter.parse_status(self.send(self.adapter.build_status(task_id, data)))

@@ -53,7 +53,8 @@ def image(content, url="https://img.example/frame.png"):
 
 def validated_request(model, params, *, first=None, last=None, references=(), callback_url=""):
     """A request as the job layer builds it: parameters validated against the catalog, defaults filled in."""
-    images = ImagesGiven(first_frame=first is not None, last_frame=last is not None, references=len(references))
+    images = ImagesGiven(first_frame=first is not None, last_frame=last is not None,
+                         references=len(references))
     clean = catalog.validate(spec(model), params, images)
     return GenerationRequest(model=model, params=clean, first_frame=first, last_frame=last,
                              reference_images=list(references), callback_url=callback_url)
@@ -103,8 +104,10 @@ STATUS_PROCESSING = {**STATUS_QUEUED, "status": "processing", "start_time": 1775
 STATUS_COMPLETED = {
     **STATUS_QUEUED, "status": "completed", "start_time": 1775285162000, "completed_at": 1775285230000,
     "progress": 100,
-    "result": {"images": [], "videos": [{"url": "https://cdn.qingbo.dev/v/a.mp4", "expires_at": 1775371630000},
-                                        {"url": "https://cdn.qingbo.dev/v/b.mp4", "expires_at": 1775371630000}]},
+    "result": {"images": [], "videos": [
+        {"url": "https://cdn.qingbo.dev/v/a.mp4", "expires_at": 1775371630000},
+        {"url": "https://cdn.qingbo.dev/v/b.mp4", "expires_at": 1775371630000},
+    ]},
 }
 STATUS_FAILED = {**STATUS_QUEUED, "status": "failed", "progress": 0,
                  "error": {"message": "Content blocked by safety filter"}}
@@ -194,7 +197,8 @@ def test_action_and_image_fields_follow_the_images_given():
     for request, action, images in cases:
         body = adapter.build_submit(request).json
         assert body["action"] == action
-        assert {k: v for k, v in body.items() if k in ("first_frame_image", "last_frame_image", "image_urls")} == images
+        image_fields = ("first_frame_image", "last_frame_image", "image_urls")
+        assert {k: v for k, v in body.items() if k in image_fields} == images
 
 
 def test_every_optional_parameter_is_sent_under_its_documented_name():
@@ -239,7 +243,7 @@ def test_catalog_declares_the_three_models_with_their_documented_defaults():
 def test_default_prices():
     assert catalog.estimate_cost(spec("veo-3.1"), {"resolution": "4k", "duration": 8}) == Decimal("4.80")
     assert catalog.estimate_cost(spec("veo-3.1"), {"resolution": "1080p", "duration": 8}) == Decimal("3.20")
-    assert catalog.estimate_cost(spec("veo-3.1-fast"), {"resolution": "720p", "duration": 4}) == Decimal("0.60")
+    assert catalog.estimate_cost(spec("veo-3.1-fast"), {"duration": 4}) == Decimal("0.60")
     assert catalog.estimate_cost(spec("veo-3.0"), {"resolution": "720p", "duration": 6}) == Decimal("2.40")
 
 
@@ -269,11 +273,8 @@ def test_catalog_refuses_a_breaking_request_before_sending(sandbox, model, param
 
 
 def test_every_catalog_rule_has_a_refusal_case():
-    tested = {(model, code) for model, _, _, code in RULE_CASES}
-    for model in MODELS:
-        for rule in model.rules:
-            assert any(code == rule.code for _, code in tested), rule.code
-    assert {code for _, code in tested} >= {rule.code for model in MODELS for rule in model.rules}
+    declared = {rule.code for model in MODELS for rule in model.rules}
+    assert declared - {code for _, _, _, code in RULE_CASES} == set()
 
 
 # Full jobs against the sandbox ------------------------------------------------------------------
@@ -311,8 +312,8 @@ def assert_video(path, width, height, seconds):
 
 
 def test_text_only_job_end_to_end(sandbox, tmp_path):
-    request = validated_request("veo-3.1", {"prompt": "A lighthouse in fog", "resolution": "720p", "duration": 4,
-                                            "seed": 42, "negative_prompt": "people"})
+    request = validated_request("veo-3.1", {"prompt": "A lighthouse in fog", "resolution": "720p",
+                                            "duration": 4, "seed": 42, "negative_prompt": "people"})
     submitted, path = run_job(sandbox, tmp_path, request)
     assert submitted.task_id.startswith("task-wave")
     assert sandbox.submits(SLUG)[0]["json"] == {
@@ -330,7 +331,8 @@ def test_first_frame_job_starts_on_the_image(sandbox, tmp_path, image_url):
     _, path = run_job(sandbox, tmp_path, request)
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.0", "action": "image2video", "prompt": "The red wall cracks", "aspect_ratio": "9:16",
-        "duration": 4, "resolution": "720p", "extra": {"personGeneration": "allow_all"}, "first_frame_image": url,
+        "duration": 4, "resolution": "720p", "extra": {"personGeneration": "allow_all"},
+        "first_frame_image": url,
     }
     assert_video(path, 720, 1280, 4)
     assert_colour(end_frames(path)[0], RED)
@@ -342,8 +344,9 @@ def test_first_and_last_frame_job_starts_and_ends_on_the_images(sandbox, tmp_pat
                                 first=image(png_bytes(RED), first_url), last=image(png_bytes(BLUE), last_url))
     _, path = run_job(sandbox, tmp_path, request)
     assert sandbox.submits(SLUG)[0]["json"] == {
-        "model": "veo-3.1-fast", "action": "first_last_frame", "prompt": "Red turns blue", "aspect_ratio": "16:9",
-        "duration": 4, "resolution": "720p", "extra": {"personGeneration": "allow_all"},
+        "model": "veo-3.1-fast", "action": "first_last_frame", "prompt": "Red turns blue",
+        "aspect_ratio": "16:9", "duration": 4, "resolution": "720p",
+        "extra": {"personGeneration": "allow_all"},
         "first_frame_image": first_url, "last_frame_image": last_url,
     }
     assert_video(path, 1280, 720, 4)
@@ -354,12 +357,14 @@ def test_first_and_last_frame_job_starts_and_ends_on_the_images(sandbox, tmp_pat
 
 def test_reference_images_job_end_to_end(sandbox, tmp_path, image_url):
     urls = [image_url(png_bytes(GREEN)), image_url(png_bytes(RED))]
-    request = validated_request("veo-3.1", {"prompt": "A green robot and a red ball", "person_generation": "dont_allow"},
+    params = {"prompt": "A green robot and a red ball", "person_generation": "dont_allow"}
+    request = validated_request("veo-3.1", params,
                                 references=[image(png_bytes(GREEN), urls[0]), image(png_bytes(RED), urls[1])])
     _, path = run_job(sandbox, tmp_path, request)
     assert sandbox.submits(SLUG)[0]["json"] == {
-        "model": "veo-3.1", "action": "reference", "prompt": "A green robot and a red ball", "aspect_ratio": "16:9",
-        "duration": 8, "resolution": "720p", "extra": {"personGeneration": "dont_allow"}, "image_urls": urls,
+        "model": "veo-3.1", "action": "reference", "prompt": "A green robot and a red ball",
+        "aspect_ratio": "16:9", "duration": 8, "resolution": "720p",
+        "extra": {"personGeneration": "dont_allow"}, "image_urls": urls,
     }
     assert_video(path, 1280, 720, 8)
 
@@ -391,7 +396,8 @@ STRICT_CASES = [
     ({**VALID, "duration": 5}, "duration must be one of 4, 6, 8"),
     ({**VALID, "aspect_ratio": "1:1"}, "aspect_ratio must be one of 16:9, 9:16"),
     ({**VALID, "resolution": "1080p"}, "resolution 1080p requires duration 8"),
-    ({**VALID, "model": "veo-3.0", "resolution": "4k", "duration": 8}, "resolution must be one of 720p, 1080p"),
+    ({**VALID, "model": "veo-3.0", "resolution": "4k", "duration": 8},
+     "resolution must be one of 720p, 1080p"),
     ({**VALID, "model": "veo-3.0", "seed": 1}, "seed is only supported by the VEO 3.1 series"),
     ({**VALID, "seed": "1"}, "seed must be an integer"),
     ({**VALID, "action": "animate"}, "action must be one of"),
@@ -403,10 +409,12 @@ STRICT_CASES = [
     ({**VALID, "action": "first_last_frame", "first_frame_image": "https://img/a.png"},
      "action first_last_frame requires last_frame_image"),
     ({**VALID, "model": "veo-3.0", "action": "first_last_frame", "first_frame_image": "https://img/a.png",
-      "last_frame_image": "https://img/b.png"}, "action first_last_frame is only supported by the VEO 3.1 series"),
+      "last_frame_image": "https://img/b.png"},
+     "action first_last_frame is only supported by the VEO 3.1 series"),
     ({**VALID, "action": "reference", "duration": 8, "image_urls": ["https://img/a.png"] * 4},
      "image_urls must be a list of 1 to 3"),
-    ({**VALID, "action": "reference", "duration": 8, "aspect_ratio": "9:16", "image_urls": ["https://img/a.png"]},
+    ({**VALID, "action": "reference", "duration": 8, "aspect_ratio": "9:16",
+      "image_urls": ["https://img/a.png"]},
      "Reference images require aspect_ratio 16:9 and duration 8"),
     ({**VALID, "action": "reference", "image_urls": ["https://img/a.png"]},
      "Reference images require aspect_ratio 16:9 and duration 8"),
@@ -538,7 +546,8 @@ def test_failed_job_carries_the_providers_message(sandbox):
     sandbox.fault("fail_job", provider=SLUG, message="Veo rejected the prompt (safety)")
     with client_for_sandbox(sandbox, SLUG) as client:
         _, final = run_to_end(client, text_request())
-    assert (final.state, final.raw_status, final.error) == (State.FAILED, "failed", "Veo rejected the prompt (safety)")
+    assert (final.state, final.raw_status) == (State.FAILED, "failed")
+    assert final.error == "Veo rejected the prompt (safety)"
     assert final.video_urls == []
 
 

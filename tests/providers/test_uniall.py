@@ -1,4 +1,4 @@
-"""UniAll (New-API, Vidu Q3): the seed's own examples, full jobs in both status shapes, faults, catalog rules."""
+"""UniAll (New-API, Vidu Q3): the seed's examples, full jobs in both status shapes, faults, catalog rules."""
 
 import copy
 import time
@@ -83,7 +83,8 @@ def published(image_url, color):
 
 def request_for(model_id, params, *, first=None, last=None, references=()):
     """A request as the studio builds it: validated against the catalog, defaults filled in."""
-    given = ImagesGiven(first_frame=first is not None, last_frame=last is not None, references=len(references))
+    given = ImagesGiven(first_frame=first is not None, last_frame=last is not None,
+                        references=len(references))
     clean = validate(spec(model_id), {"prompt": "A lighthouse at dusk", **params}, given)
     return GenerationRequest(model=model_id, params=clean, first_frame=first, last_frame=last,
                              reference_images=list(references))
@@ -113,7 +114,8 @@ def edge_colours(path):
 
 
 def assert_colour(actual, expected, tolerance=35):
-    assert all(abs(a - e) <= tolerance for a, e in zip(actual, expected)), f"{actual} is not close to {expected}"
+    close = all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+    assert close, f"{actual} is not close to {expected}"
 
 
 def assert_video(path, width, height, seconds, audio):
@@ -133,7 +135,8 @@ def post_raw(sandbox, body, key=None):
 
 def test_seed_text_to_video_example_is_sent_without_bgm():
     request = request_for("viduq3p-720p", {
-        "prompt": SEED_TEXT_TO_VIDEO["prompt"], "aspect_ratio": "16:9", "duration": 5, "audio": False, "seed": 42,
+        "prompt": SEED_TEXT_TO_VIDEO["prompt"],
+        "aspect_ratio": "16:9", "duration": 5, "audio": False, "seed": 42,
     })
     call = adapter.build_submit(request)
     # We never send bgm: Vidu Q3 does not support it. The seed's "bgm": false is deliberately left out.
@@ -167,7 +170,8 @@ def test_seed_first_last_frame_example_round_trips_without_extra_body():
 def test_seed_reference_example_round_trips():
     references = [url_image(url) for url in SEED_REFERENCES["reference_image_urls"]]
     request = request_for("viduq3p-mix-720p", {
-        "prompt": SEED_REFERENCES["prompt"], "aspect_ratio": "16:9", "duration": 5, "audio": False, "seed": 42,
+        "prompt": SEED_REFERENCES["prompt"],
+        "aspect_ratio": "16:9", "duration": 5, "audio": False, "seed": 42,
     }, references=references)
     assert adapter.build_submit(request).json == SEED_REFERENCES
 
@@ -210,9 +214,10 @@ def test_submit_answer_without_task_id_is_ambiguous():
 
 
 def test_flat_status_while_running():
-    update = adapter.parse_status({**SEED_SUBMIT_RESPONSE, "status": "in_progress", "progress": 42, "video_url": None,
-                                   "result": None, "error": None, "thumbnail_url": None})
-    assert (update.state, update.raw_status, update.progress, update.video_urls) == (State.RUNNING, "in_progress", 42, [])
+    update = adapter.parse_status({**SEED_SUBMIT_RESPONSE, "status": "in_progress", "progress": 42,
+                                   "video_url": None, "result": None, "error": None, "thumbnail_url": None})
+    assert (update.state, update.raw_status, update.progress, update.video_urls) == (
+        State.RUNNING, "in_progress", 42, [])
 
 
 @pytest.mark.parametrize("fields, urls", [
@@ -228,8 +233,10 @@ def test_flat_completed_status_finds_the_video_url(fields, urls):
     assert (update.state, update.progress, update.video_urls) == (State.SUCCEEDED, 100, urls)
 
 
-@pytest.mark.parametrize("error", ["content moderation rejected the prompt",
-                                   {"message": "content moderation rejected the prompt", "code": "moderation"}])
+@pytest.mark.parametrize("error", [
+    "content moderation rejected the prompt",
+    {"message": "content moderation rejected the prompt", "code": "moderation"},
+])
 def test_flat_failed_status_carries_the_error_text(error):
     update = adapter.parse_status({**SEED_SUBMIT_RESPONSE, "status": "failed", "error": error})
     assert (update.state, update.error) == (State.FAILED, "content moderation rejected the prompt")
@@ -256,7 +263,8 @@ def test_new_api_wrapper_failure_carries_fail_reason():
 
 
 @pytest.mark.parametrize("body", [
-    {"task_id": "task_1", "status": "completed", "progress": 100, "video_url": None, "result": {"outputs": []}},
+    {"task_id": "task_1", "status": "completed", "progress": 100, "video_url": None,
+     "result": {"outputs": []}},
     {"code": "success", "data": {"status": "SUCCESS", "result_url": ""}},
 ])
 def test_success_without_a_video_url_is_not_success(body):
@@ -284,9 +292,10 @@ def test_success_wrapper_and_flat_answers_pass_the_body_check():
 
 
 def test_error_message_reads_both_error_shapes():
-    openai_like = {"error": {"message": "model viduq9 not found", "type": "invalid_request_error", "code": "x"}}
+    openai_like = {"error": {"message": "model viduq9 not found", "type": "invalid_request_error"}}
+    new_api = {"code": "task_not_exist", "message": "", "data": None}
     assert adapter.error_message(400, openai_like) == "model viduq9 not found"
-    assert adapter.error_message(404, {"code": "task_not_exist", "message": "", "data": None}) == "task_not_exist"
+    assert adapter.error_message(404, new_api) == "task_not_exist"
 
 
 # 2. Full jobs against the sandbox --------------------------------------------------------------------------
@@ -432,7 +441,10 @@ def test_sandbox_accepts_a_digit_string_duration_and_bgm_off(sandbox):
     assert sandbox.state.tasks[body["task_id"]].render["duration"] == 1
 
 
-@pytest.mark.parametrize("key, message", [(None, "Task task_missing not found."), ("newapi", "task_not_exist")])
+@pytest.mark.parametrize("key, message", [
+    (None, "Task task_missing not found."),
+    ("newapi", "task_not_exist"),
+])
 def test_unknown_task_is_a_permanent_404(sandbox, key, message):
     client = client_for_sandbox(sandbox, SLUG, key=newapi_key() if key else None)
     with pytest.raises(ProviderError) as exc:
@@ -560,7 +572,8 @@ def test_catalog_lists_every_documented_model_with_its_resolution():
     assert set(models) == {"viduq3p-540p", "viduq3p-720p", "viduq3p-1080p", "viduq3t-540p", "viduq3t-720p",
                            "viduq3t-1080p", "viduq3p-1080p-offpeak", "viduq3p-mix-720p"}
     for model_id, model in models.items():
-        assert model.fixed == {"resolution": model_id.split("-")[-1] if "offpeak" not in model_id else "1080p"}
+        resolution = next(part for part in model_id.split("-") if part.endswith("p") and part[0].isdigit())
+        assert model.fixed == {"resolution": resolution}
         assert model.param_names == ["aspect_ratio", "duration", "audio", "seed"]
         assert model.param("aspect_ratio").choices == ("16:9", "9:16", "1:1")
         assert "text-to-video" in model.param("aspect_ratio").help
@@ -582,7 +595,8 @@ def test_frames_on_plain_models_and_references_only_on_mix():
 ])
 def test_default_prices(model_id, per_second):
     model = spec(model_id)
-    params = validate(model, {"prompt": "x", "duration": 4}, ImagesGiven(references=1 if "mix" in model_id else 0))
+    images = ImagesGiven(references=1 if "mix" in model_id else 0)
+    params = validate(model, {"prompt": "x", "duration": 4}, images)
     assert estimate_cost(model, params) == Decimal(per_second) * 4
 
 
@@ -591,8 +605,9 @@ def test_default_prices(model_id, per_second):
 
 @pytest.mark.parametrize("raw, state", [
     ("queued", State.QUEUED), ("in_progress", State.RUNNING), ("completed", State.SUCCEEDED),
-    ("failed", State.FAILED), ("NOT_START", State.QUEUED), ("SUBMITTED", State.QUEUED), ("QUEUED", State.QUEUED),
-    ("IN_PROGRESS", State.RUNNING), ("SUCCESS", State.SUCCEEDED), ("FAILURE", State.FAILED),
+    ("failed", State.FAILED), ("NOT_START", State.QUEUED), ("SUBMITTED", State.QUEUED),
+    ("QUEUED", State.QUEUED), ("IN_PROGRESS", State.RUNNING), ("SUCCESS", State.SUCCEEDED),
+    ("FAILURE", State.FAILED),
 ])
 def test_status_table(raw, state):
     assert adapter.map_status(raw) == state
@@ -601,5 +616,5 @@ def test_status_table(raw, state):
 @pytest.mark.parametrize("raw", ["UNKNOWN", "cancelled", "Completed", ""])
 def test_unknown_status_is_running_never_success(raw):
     assert adapter.map_status(raw) == State.RUNNING
-    update = adapter.parse_status({"task_id": "task_1", "status": raw or "processing", "video_url": VIDEO_URL})
+    update = adapter.parse_status({"task_id": "task_1", "status": raw, "video_url": VIDEO_URL})
     assert update.state == State.RUNNING and update.video_urls == []

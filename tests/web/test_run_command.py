@@ -48,7 +48,9 @@ def alive(pid):
 
 
 def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
-    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    sandbox_port = free_port()
+    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
+           "STUDIO_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     port = free_port()
@@ -62,6 +64,8 @@ def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.3)
         assert status == 302, "the web server never answered"
+        sandbox = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/requests", timeout=5).json()
+        assert sandbox["count"] == 0
         time.sleep(1.0)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
         output, _ = process.communicate(timeout=30)
@@ -70,7 +74,21 @@ def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
     assert f"Studio is starting at http://127.0.0.1:{port}/" in output
     pids = [int(pid) for pid in re.findall(r"(?:web|cluster|sandbox) started \(pid=(\d+)\)", output)]
-    assert len(pids) >= 2, output
+    assert len(pids) == 3, output
     time.sleep(0.5)
     assert not [pid for pid in pids if alive(pid)], output
     assert "Q Cluster" in output and "stopped" in output
+
+
+@pytest.mark.django_db
+def test_demo_setup_adds_one_sandbox_account_per_protocol(settings, monkeypatch):
+    monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "demo-pass-123")
+    from studio.providers.models import Protocol, ProviderAccount
+
+    call_command("demo_setup", stdout=io.StringIO())
+    call_command("demo_setup", stdout=io.StringIO())
+    accounts = ProviderAccount.objects.order_by("provider")
+    assert sorted(a.provider for a in accounts) == sorted(Protocol.values)
+    for account in accounts:
+        assert account.base_url == f"{settings.STUDIO_SANDBOX_URL}/{account.provider}"
+        assert account.api_key.startswith("sk-sandbox-")

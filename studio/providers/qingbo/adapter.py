@@ -97,7 +97,8 @@ class QingboAdapter(ProviderAdapter):
              "result": {"images": [], "videos": [{"url": "https://…", "expires_at": …}]},
              "error": {"message": "…"}}
 
-        status: queued, processing, completed, failed or cancelled. `result` and `error` may be null or absent.
+        status: queued, processing, completed, failed or cancelled. `result` and `error` may be null
+        or absent.
         """
         raw = str(self.require(body, "status"))
         state = self.map_status(raw)

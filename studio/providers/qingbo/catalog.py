@@ -27,6 +27,13 @@ from studio.providers.catalog import (
 
 PROVIDER = "qingbo"
 ALWAYS_AUDIO = {"audio": True}
+# Veo 3 has no 4k, so its price table simply never meets the 4k entry.
+VEO_PRICE = Price(
+    per_second=Decimal("0.40"), silent_per_second=Decimal("0.20"), by_resolution={"4k": Decimal("0.60")}
+)
+VEO_FAST_PRICE = Price(
+    per_second=Decimal("0.15"), silent_per_second=Decimal("0.10"), by_resolution={"4k": Decimal("0.35")}
+)
 
 
 def references_need_16x9_8_seconds():
@@ -65,16 +72,8 @@ def veo_31(model_id, label, price):
 
 
 MODELS = [
-    veo_31(
-        "veo-3.1",
-        "Veo 3.1",
-        Price(per_second=Decimal("0.40"), silent_per_second=Decimal("0.20"), by_resolution={"4k": Decimal("0.60")}),
-    ),
-    veo_31(
-        "veo-3.1-fast",
-        "Veo 3.1 Fast",
-        Price(per_second=Decimal("0.15"), silent_per_second=Decimal("0.10"), by_resolution={"4k": Decimal("0.35")}),
-    ),
+    veo_31("veo-3.1", "Veo 3.1", VEO_PRICE),
+    veo_31("veo-3.1-fast", "Veo 3.1 Fast", VEO_FAST_PRICE),
     ModelSpec(
         provider=PROVIDER,
         model_id="veo-3.0",
@@ -88,7 +87,7 @@ MODELS = [
             person_generation(),
         ),
         images=ImageSlots(first_frame=True),
-        price=Price(per_second=Decimal("0.40"), silent_per_second=Decimal("0.20")),
+        price=VEO_PRICE,
         rules=(veo_hd_needs_8_seconds(),),
         fixed=ALWAYS_AUDIO,
         notes="No seed, last frame or reference images on Veo 3.",

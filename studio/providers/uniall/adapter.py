@@ -105,7 +105,8 @@ class UniAllAdapter(ProviderAdapter):
         if state == State.SUCCEEDED:
             update.video_urls = video_urls(job)
             if not update.video_urls:
-                raise ProviderError(f"UniAll reports {raw} but gives no video URL yet: {str(body)[:300]}", body=body)
+                message = f"UniAll reports {raw} but gives no video URL: {str(body)[:300]}"
+                raise ProviderError(message, body=body)
         elif state == State.FAILED:
             update.error = failure_reason(job) or f"UniAll reports the job {raw} without a reason."
         return update

@@ -22,7 +22,7 @@ PROVIDER = "uniall"
 
 ASPECT_RATIO = replace(
     aspect_ratio(("16:9", "9:16", "1:1")),
-    help="UniAll documents it as effective for text-to-video; with images it is sent but may not change the result.",
+    help="Documented as effective for text-to-video; with images it is sent but may not change the result.",
 )
 DURATION = duration_range(1, 16, 5, why="Vidu Q3 makes 1–16 s videos")
 AUDIO = audio(default=True, help="Vidu Q3 adds sound by default.")
@@ -54,6 +54,8 @@ def vidu(model_id, family, resolution, per_second, *, variant="", images=FRAMES)
 MODELS = [
     *(vidu(f"viduq3p-{res}", "Vidu Q3 Pro", res, price) for res, price in PRO_PRICES.items()),
     *(vidu(f"viduq3t-{res}", "Vidu Q3 Turbo", res, price) for res, price in TURBO_PRICES.items()),
-    vidu("viduq3p-1080p-offpeak", "Vidu Q3 Pro", "1080p", PRO_PRICES["1080p"] * OFF_PEAK_DISCOUNT, variant="off-peak"),
-    vidu("viduq3p-mix-720p", "Vidu Q3 Pro", "720p", PRO_PRICES["720p"], variant="reference mix", images=REFERENCES),
+    vidu("viduq3p-1080p-offpeak", "Vidu Q3 Pro", "1080p", PRO_PRICES["1080p"] * OFF_PEAK_DISCOUNT,
+         variant="off-peak"),
+    vidu("viduq3p-mix-720p", "Vidu Q3 Pro", "720p", PRO_PRICES["720p"],
+         variant="reference mix", images=REFERENCES),
 ]

@@ -18,8 +18,8 @@ from studio.sandbox import video
 from studio.sandbox.server import Response
 
 PROVIDER = "apimp"
-MODELS = ("veo-3.0-generate-001", "veo-3.0-fast-generate-001", "veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
 MODELS_WITH_4K = ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
+MODELS = ("veo-3.0-generate-001", "veo-3.0-fast-generate-001", *MODELS_WITH_4K)
 TOP_FIELDS = ("model", "input")
 INPUT_FIELDS = ("prompt", "size", "image", "images", "duration", "seconds", "metadata")
 ASPECT_RATIOS = ("16:9", "9:16")
@@ -42,6 +42,7 @@ METADATA_TYPES = {
 }
 METADATA_CHOICES = {"aspectRatio": ASPECT_RATIOS, "resolution": RESOLUTIONS, "personGeneration": PERSON_GENERATION}
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array"}
+# The gateway has no cancel endpoint; "cancelled" is listed only so every sandbox state has an answer.
 RAW_STATUS = {"queued": "not_started", "running": "running", "succeeded": "finished", "failed": "failed",
               "cancelled": "failed"}
 # The sandbox core names its errors generically; the gateway has its own types.
@@ -116,8 +117,9 @@ def created_time(task):
 
 
 def picture_lines(job):
+    audio = "audio on" if job["audio"] else "silent"
     lines = [job["prompt"], f"APIMP · {job['model']}",
-             f"{job['aspect_ratio']} · {job['resolution']} · {job['duration']} s · audio {'on' if job['audio'] else 'off'}",
+             f"{job['aspect_ratio']} · {job['resolution']} · {job['duration']} s · {audio}",
              f"seed {job['seed']}" if job["seed"] is not None else "seed: random"]
     for key in ("negativePrompt", "personGeneration"):
         if key in job["metadata"]:

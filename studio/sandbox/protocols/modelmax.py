@@ -1,9 +1,9 @@
 """ModelMax's queue API, as strict as the real service.
 
-    POST /v1/queue/{model}                                  submit -> 202 {request_id, status, status_url, response_url}
-    GET  /v1/queue/{model}/requests/{id}/status             free status
-    GET  /v1/queue/{model}/requests/{id}                    the result (fetching it bills; counted per task)
-    GET  /v1/queue/{model}/requests/{content_id}/content/{i} the MP4 bytes, Bearer key of the submitting account
+    POST /v1/queue/{model}                            submit: 202 {request_id, status, status_url, response_url}
+    GET  /v1/queue/{model}/requests/{id}/status       the free status
+    GET  /v1/queue/{model}/requests/{id}              the result (fetching it bills; counted per task)
+    GET  /v1/queue/{model}/requests/{cid}/content/{i} the MP4 bytes, for the submitting account's key only
 
 Request ids look like the documented one: Base64 of "gemini:<model>:<seconds>:<resolution>:<samples>:op-<n>".
 Content ids are separate ids, so a client can only reach the bytes through the result's URLs.

@@ -1,9 +1,11 @@
 """QWave (qingbo.dev) task API, as strict as the real service.
 
-    POST /v1/tasks                   -> {task_id, model, action, status: "queued", created_at (ms), progress: 0}
-    GET  /v1/tasks/{task_id}         -> {task_id, model, action, status, created_at, start_time, completed_at,
-                                         progress, result: {images, videos: [{url, expires_at}]}, error: {message}}
-    POST /v1/tasks/{task_id}/cancel  -> queued tasks only
+    POST /v1/tasks                  -> {task_id, model, action, status: "queued", created_at (ms),
+                                        progress: 0}
+    GET  /v1/tasks/{task_id}        -> {task_id, model, action, status, created_at, start_time, completed_at,
+                                        progress, result: {images, videos: [{url, expires_at}]},
+                                        error: {message}}
+    POST /v1/tasks/{task_id}/cancel -> queued tasks only
     Errors: {"error": {"message": "...", "code": 400}}
 
 A task created with a callback_url is POSTed to that URL once, as the status GET shows it, when it ends.
@@ -20,7 +22,11 @@ from studio.sandbox.server import Response
 
 MODELS = {"veo-3.1", "veo-3.1-fast", "veo-3.0"}
 FAMILY_31 = {"veo-3.1", "veo-3.1-fast"}
-RESOLUTIONS = {"veo-3.1": ("720p", "1080p", "4k"), "veo-3.1-fast": ("720p", "1080p", "4k"), "veo-3.0": ("720p", "1080p")}
+RESOLUTIONS = {
+    "veo-3.1": ("720p", "1080p", "4k"),
+    "veo-3.1-fast": ("720p", "1080p", "4k"),
+    "veo-3.0": ("720p", "1080p"),
+}
 ACTIONS = ("generate", "image2video", "first_last_frame", "reference")
 # The image fields each action needs; any other image field is refused.
 ACTION_IMAGES = {
@@ -47,6 +53,7 @@ class Invalid(Exception):
 
 
 def error(status, message, kind=""):
+    """QWave's error body carries the HTTP status as `code`; it has no field for the kind of error."""
     return Response(status, {"error": {"message": message, "code": status}})
 
 
@@ -274,8 +281,8 @@ def notify_when_done(sandbox, request, task, url):
             return
         try:
             httpx.post(url, json=task_view(sandbox, request, task), timeout=CALLBACK_TIMEOUT)
-        except httpx.HTTPError:
-            pass
+        except (httpx.HTTPError, httpx.InvalidURL):
+            pass  # the real service delivers once and does not retry
 
     timer = threading.Timer(task.job_seconds, deliver)
     timer.daemon = True

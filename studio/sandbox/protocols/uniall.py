@@ -16,7 +16,10 @@ MODELS = {
     "viduq3t-540p", "viduq3t-720p", "viduq3t-1080p",
     "viduq3p-1080p-offpeak", "viduq3p-mix-720p",
 }
-FIELDS = {"model", "prompt", "image", "last_image", "reference_image_urls", "aspect_ratio", "duration", "extra_body"}
+FIELDS = {
+    "model", "prompt", "image", "last_image", "reference_image_urls",
+    "aspect_ratio", "duration", "extra_body",
+}
 EXTRA_FIELDS = {"audio", "seed", "bgm"}
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 1, 16, 5
@@ -85,7 +88,8 @@ def checked(body):
 
 
 def images(body, model):
-    image, last_image, references = body.get("image"), body.get("last_image"), body.get("reference_image_urls")
+    image, last_image = body.get("image"), body.get("last_image")
+    references = body.get("reference_image_urls")
     for name, value in (("image", image), ("last_image", last_image)):
         if value is not None and not is_url(value):
             raise Invalid(f"{name} must be an http(s) image URL")
@@ -143,12 +147,17 @@ def is_url(value):
 def render_settings(job):
     resolution = re.search(r"(540p|720p|1080p)", job["model"]).group(1)
     width, height = video.dimensions_for(job["aspect_ratio"], resolution)
-    mode = {"textGenerate": "text-to-video", "generate": "image-to-video", "firstTailGenerate": "first/last frame",
-            "referenceGenerate": f"reference mix ({len(job['references'])} images)"}[job["action"]]
+    mode = {
+        "textGenerate": "text-to-video",
+        "generate": "image-to-video",
+        "firstTailGenerate": "first/last frame",
+        "referenceGenerate": f"reference mix ({len(job['references'])} images)",
+    }[job["action"]]
     lines = [
         job["prompt"],
         f"UniAll · {job['model']} · {mode}",
-        f"{width}x{height} · {job['aspect_ratio']} · {job['duration']} s · audio {'on' if job['audio'] else 'off'}",
+        f"{width}x{height} · {job['aspect_ratio']} · {job['duration']} s",
+        f"audio {'on' if job['audio'] else 'off'}",
         f"seed {job['seed']}" if job["seed"] is not None else "seed: random",
     ]
     return {"width": width, "height": height, "duration": job["duration"], "fps": 24,

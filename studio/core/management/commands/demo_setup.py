@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from studio.core.devsecrets import load_dev_secrets
 from studio.projects.models import Membership, Project, Role
+from studio.providers.models import Protocol, ProviderAccount
 
 DEMO_SLUG = "demo"
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         user, password = self.ensure_admin()
         project = self.ensure_demo_project(user)
+        self.ensure_sandbox_accounts()
         self.stdout.write(f"Demo project: {project.name} (/p/{project.slug}/)")
         if password:
             self.stdout.write(f"Sign in as: {user.username} / {password}")
@@ -42,6 +44,22 @@ class Command(BaseCommand):
         elif not user.check_password(password):
             password = ""
         return user, password
+
+    def ensure_sandbox_accounts(self):
+        """One account per protocol, all pointing at the local sandbox (its keys are not secrets)."""
+        for protocol in Protocol.values:
+            account, created = ProviderAccount.objects.get_or_create(
+                name=f"Sandbox {protocol}",
+                defaults={
+                    "provider": protocol,
+                    "base_url": f"{settings.STUDIO_SANDBOX_URL}/{protocol}",
+                    "notes": "The built-in sandbox: no real provider is called and nothing is charged.",
+                },
+            )
+            if created:
+                account.set_api_key(f"sk-sandbox-demo-{protocol}")
+                account.save()
+                self.stdout.write(self.style.SUCCESS(f"Created sandbox account “{account.name}”."))
 
     def ensure_demo_project(self, user):
         project, created = Project.objects.get_or_create(
