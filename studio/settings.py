@@ -6,6 +6,7 @@ ALLOWED_HOSTS, and optionally DATABASE_URL and REDIS_URL.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -249,5 +250,17 @@ LOGGING = {
 # Where `make run` starts the provider sandbox; the demo's sandbox accounts point here.
 STUDIO_SANDBOX_URL = env_str("STUDIO_SANDBOX_URL", "http://127.0.0.1:8001")
 
-# The address providers use to fetch images the studio hands them (signed links).
+# The address providers use to fetch images the studio hands them (signed links), and how long a link lives.
 STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "http://127.0.0.1:8000")
+STUDIO_IMAGE_LINK_SECONDS = env_int("STUDIO_IMAGE_LINK_SECONDS", 24 * 3600)
+
+# Talking to providers, and keeping what they deliver.
+STUDIO_PROVIDER_CONNECT_TIMEOUT = float(env_str("STUDIO_PROVIDER_CONNECT_TIMEOUT", "5"))
+STUDIO_PROVIDER_READ_TIMEOUT = float(env_str("STUDIO_PROVIDER_READ_TIMEOUT", "30"))
+STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 20 * 1024**2)
+STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 40_000_000)
+STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
+# Downloads refuse private and loopback addresses except these hosts or networks (the local sandbox).
+STUDIO_DOWNLOAD_ALLOW_HOSTS = env_list(
+    "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).hostname] if DEBUG else []
+)

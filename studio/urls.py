@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<slug:slug>/members/", project_views.project_members, name="project_members"),
     path("p/<slug:slug>/members/<int:membership_id>/", project_views.member_update, name="member_update"),
     path("media/projects/<int:project_id>/<path:path>", core_views.media_file, name="media_file"),
+    path("public/images/<str:token>.<str:extension>", core_views.public_image, name="public_image"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

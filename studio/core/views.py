@@ -1,10 +1,12 @@
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils._os import safe_join
 
+from studio.projects.image_links import serve_signed_image
 from studio.projects.models import Project
 
 
@@ -26,3 +28,9 @@ def media_file(request, project_id, path):
 def permission_denied(request, exception=None):
     message = str(exception) if exception and str(exception) else "You don’t have permission to do that."
     return render(request, "403.html", {"message": message}, status=403)
+
+
+@login_not_required
+def public_image(request, token, extension):
+    """An uploaded image for a provider to fetch: no session, one image per signed, expiring token."""
+    return serve_signed_image(token)

@@ -8,7 +8,8 @@ task queue only ever carries job ids and can be lost without losing work.
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
 from studio.projects.models import ImageAsset, Project, ProjectScopedQuerySet, PromptVersion
 from studio.providers.models import ProviderAccount
@@ -93,6 +94,94 @@ class Job(models.Model):
     @property
     def is_finished(self):
         return self.state in TERMINAL_STATES
+
+    # State transitions. Each is a compare-and-set on the state column: when two workers race, exactly
+    # one update matches and the other sees a row count of 0 and backs off.
+
+    def transition(self, to_state, *, allowed_from, message="", payload=None, **fields):
+        """Move to `to_state` if the job is still in one of `allowed_from`; returns whether it did."""
+        with transaction.atomic():
+            updated = Job.objects.filter(pk=self.pk, state__in=list(allowed_from)).update(state=to_state, **fields)
+            if updated != 1:
+                return False
+            from_state = Job.objects.filter(pk=self.pk).values_list("state", flat=True).get()
+            JobEvent.objects.create(job=self, from_state=self.state, to_state=to_state, message=message, payload=payload)
+        self.state = to_state
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return from_state == to_state
+
+    def record(self, message, payload=None):
+        """A line of history without a state change (a provider answer, a retry, a note)."""
+        JobEvent.objects.create(job=self, from_state=self.state, to_state=self.state, message=message, payload=payload)
+
+    def claim_for_submit(self):
+        return self.transition(JobState.SUBMITTING, allowed_from=[JobState.QUEUED], message="Sending to the provider")
+
+    def mark_submitted(self, *, task_id, raw_status, data, payload=None):
+        return self.transition(
+            JobState.SUBMITTED, allowed_from=[JobState.SUBMITTING],
+            message=f"Accepted by the provider as {task_id}", payload=payload,
+            provider_task_id=task_id, provider_status=raw_status, provider_data=data,
+            submitted_at=timezone.now(), error_message="",
+        )
+
+    def mark_submit_unknown(self, message, payload=None):
+        return self.transition(
+            JobState.SUBMIT_UNKNOWN, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
+            error_message=message,
+        )
+
+    def requeue_after(self, message, when, payload=None):
+        """A submission that certainly did not reach the provider goes back to the queue."""
+        return self.transition(
+            JobState.QUEUED, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
+            next_poll_at=when, error_message=message,
+        )
+
+    def mark_running(self, *, raw_status, progress, payload=None):
+        fields = {"provider_status": raw_status, "progress": progress}
+        if self.started_at is None:
+            fields["started_at"] = timezone.now()
+        if self.state == JobState.RUNNING:
+            Job.objects.filter(pk=self.pk, state=JobState.RUNNING).update(**fields)
+            for name, value in fields.items():
+                setattr(self, name, value)
+            return True
+        return self.transition(
+            JobState.RUNNING, allowed_from=[JobState.SUBMITTED], message=f"Running ({raw_status})",
+            payload=payload, **fields,
+        )
+
+    def mark_downloading(self, *, raw_status, payload=None):
+        return self.transition(
+            JobState.DOWNLOADING, allowed_from=[JobState.SUBMITTED, JobState.RUNNING],
+            message="Finished at the provider; downloading the video", payload=payload,
+            provider_status=raw_status, progress=100,
+        )
+
+    def mark_succeeded(self):
+        return self.transition(
+            JobState.SUCCEEDED, allowed_from=[JobState.DOWNLOADING], message="Video stored",
+            finished_at=timezone.now(), next_poll_at=None, error_message="",
+        )
+
+    def mark_failed(self, message, *, payload=None, raw_status=""):
+        fields = {"finished_at": timezone.now(), "next_poll_at": None, "error_message": message}
+        if raw_status:
+            fields["provider_status"] = raw_status
+        return self.transition(
+            JobState.FAILED,
+            allowed_from=[JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMIT_UNKNOWN, JobState.SUBMITTED,
+                          JobState.RUNNING, JobState.DOWNLOADING],
+            message=message, payload=payload, **fields,
+        )
+
+    def mark_cancelled(self, message="Cancelled"):
+        return self.transition(
+            JobState.CANCELLED, allowed_from=[JobState.QUEUED, JobState.SUBMITTED, JobState.RUNNING],
+            message=message, finished_at=timezone.now(), next_poll_at=None,
+        )
 
 
 class JobImage(models.Model):

@@ -154,7 +154,7 @@ class ImageAsset(models.Model):
         WEBP = "webp", "WebP"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
-    file = models.ImageField(upload_to=image_upload_path, width_field="width", height_field="height")
+    file = models.ImageField(upload_to=image_upload_path)
     format = models.CharField(max_length=5, choices=Format.choices)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)

@@ -91,9 +91,12 @@ class Price:
     currency: str = "USD"
 
     def for_variant(self, resolution, audio):
+        """Resolution-specific price first, then the silent price, then the base price (as ModelPrice rows)."""
+        if resolution in self.by_resolution:
+            return self.by_resolution[resolution]
         if audio is False and self.silent_per_second is not None:
             return self.silent_per_second
-        return self.by_resolution.get(resolution, self.per_second)
+        return self.per_second
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,11 @@ def samples(maximum=4):
     )
 
 
-def person_generation(choices=("allow_all", "allow_adult", "dont_allow"), default="allow_all"):
+def person_generation(choices=("allow_all", "allow_adult", "dont_allow")):
+    """No default of ours: unless someone chooses, the provider applies its own (allow_all for text-to-video)."""
     return Param(
-        "person_generation", "choice", "People", default=default, choices=tuple(choices),
-        help="allow_all, allow_adult (adults only) or dont_allow (no people).",
+        "person_generation", "choice", "People", default=None, choices=tuple(choices),
+        help="allow_all, allow_adult (adults only) or dont_allow (no people). Empty: the provider's default.",
     )
 
 

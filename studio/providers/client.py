@@ -169,7 +169,15 @@ class ProviderClient:
             message = f"Unreadable answer from {self._host()} (not JSON): {str(body)[:200]}"
             raise (ProviderError(message + ". The provider may have accepted the job.", ambiguous=True)
                    if call.is_post else ProviderError(message))
-        self.adapter.check_body(status, body)
+        try:
+            self.adapter.check_body(status, body)
+        except ProviderError as error:
+            # An error inside a 200 answer to a POST that is not clearly a refusal may still mean "accepted".
+            if call.is_post and error.transient:
+                error.ambiguous = True
+                error.message = f"{error.message}. The provider may have accepted the job."
+                error.args = (error.message,)
+            raise
         return body
 
     @staticmethod

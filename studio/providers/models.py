@@ -28,6 +28,10 @@ class ProviderAccount(models.Model):
     api_key_ciphertext = models.TextField(editable=False, blank=True)
     api_key_last4 = models.CharField(max_length=4, editable=False, blank=True)
     enabled = models.BooleanField(default=True)
+    poll_seconds = models.FloatField(
+        null=True, blank=True,
+        help_text="Seconds between status checks. Empty: the provider's recommended pace.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -39,6 +43,12 @@ class ProviderAccount(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.get_provider_display()})"
+
+    def first_poll_delay(self, adapter):
+        return self.poll_seconds if self.poll_seconds is not None else adapter.first_poll_seconds
+
+    def poll_interval(self, adapter):
+        return self.poll_seconds if self.poll_seconds is not None else adapter.poll_seconds
 
     def set_api_key(self, raw_key):
         raw_key = raw_key.strip()

@@ -103,6 +103,26 @@ def test_validated_request_puts_veo_options_in_metadata_and_never_sends_size():
     }
 
 
+def test_person_generation_is_sent_only_when_chosen():
+    # Not chosen: validation fills in nothing and metadata carries no personGeneration (the provider's default).
+    request = checked("veo-3.1-generate-preview", prompt="Waves", duration=8)
+    assert "person_generation" not in request.params
+    assert ADAPTER.build_submit(request).json == {
+        "model": "veo-3.1-generate-preview",
+        "input": {"prompt": "Waves", "duration": 8,
+                  "metadata": {"aspectRatio": "16:9", "resolution": "720p", "generateAudio": True}},
+    }
+    # Chosen: sent as input.metadata.personGeneration.
+    request = checked("veo-3.1-generate-preview", prompt="Waves", duration=8, person_generation="allow_adult")
+    assert request.params["person_generation"] == "allow_adult"
+    assert ADAPTER.build_submit(request).json == {
+        "model": "veo-3.1-generate-preview",
+        "input": {"prompt": "Waves", "duration": 8,
+                  "metadata": {"aspectRatio": "16:9", "resolution": "720p", "personGeneration": "allow_adult",
+                               "generateAudio": True}},
+    }
+
+
 def test_first_frame_travels_as_a_url_in_input_image_only():
     frame = ImageInput(content=b"png", mime="image/png", url="https://studio.example/f/1.png")
     request = GenerationRequest(model="veo-3.0-generate-001", params={"prompt": "Go"}, first_frame=frame)
@@ -184,8 +204,7 @@ def test_text_to_video_job(sandbox, tmp_path):
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.0-fast-generate-001",
         "input": {"prompt": "A red kite over dunes", "duration": 4,
-                  "metadata": {"aspectRatio": "9:16", "resolution": "720p", "personGeneration": "allow_all",
-                               "seed": 7, "generateAudio": False}},
+                  "metadata": {"aspectRatio": "9:16", "resolution": "720p", "seed": 7, "generateAudio": False}},
     }
     info = probe(tmp_path / "v.mp4")
     assert (info["width"], info["height"], info["has_audio"]) == (720, 1280, False)
@@ -202,8 +221,7 @@ def test_first_frame_job(sandbox, tmp_path, image_url):
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.0-fast-generate-001",
         "input": {"prompt": "A red kite over dunes", "duration": 4, "image": frame_url,
-                  "metadata": {"aspectRatio": "16:9", "resolution": "720p", "personGeneration": "allow_all",
-                               "generateAudio": True}},
+                  "metadata": {"aspectRatio": "16:9", "resolution": "720p", "generateAudio": True}},
     }
     info = probe(tmp_path / "v.mp4")
     assert (info["width"], info["height"], info["has_audio"]) == (1280, 720, True)
@@ -380,8 +398,8 @@ def test_durations_are_4_6_or_8(sandbox):
 
 def test_catalog_defaults_are_veos():
     clean = validate(SPECS["veo-3.1-fast-generate-preview"], {"prompt": "x"})
-    assert clean == {"prompt": "x", "aspect_ratio": "16:9", "resolution": "720p", "duration": 8, "audio": True,
-                     "person_generation": "allow_all"}
+    assert clean == {"prompt": "x", "aspect_ratio": "16:9", "resolution": "720p", "duration": 8, "audio": True}
+    assert SPECS["veo-3.1-fast-generate-preview"].param("person_generation").default is None
 
 
 # The sandbox is as strict as the gateway --------------------------------------------------------------

@@ -71,12 +71,19 @@ def test_seed_example_request_is_sent_exactly():
     assert list(call.json) == list(SEED_REQUEST)
 
 
-def test_validation_fills_in_person_generation_which_is_then_sent_in_extra():
+def test_person_generation_is_sent_only_when_chosen():
     params = {k: SEED_REQUEST[k] for k in ("prompt", "aspect_ratio", "duration", "resolution")}
+    # Not chosen: validation fills in nothing, and no `extra` is sent; the provider applies its own default.
     clean = catalog.validate(spec("veo-3.1"), params)
-    assert clean == {**params, "person_generation": "allow_all"}
+    assert clean == params
     body = adapter.build_submit(GenerationRequest(model="veo-3.1", params=clean)).json
-    assert body == {**SEED_REQUEST, "extra": {"personGeneration": "allow_all"}}
+    assert body == SEED_REQUEST
+    assert "extra" not in body
+    # Chosen: sent as extra.personGeneration.
+    clean = catalog.validate(spec("veo-3.1"), {**params, "person_generation": "allow_adult"})
+    assert clean == {**params, "person_generation": "allow_adult"}
+    body = adapter.build_submit(GenerationRequest(model="veo-3.1", params=clean)).json
+    assert body == {**SEED_REQUEST, "extra": {"personGeneration": "allow_adult"}}
 
 
 def test_seed_example_response_parses():
@@ -231,8 +238,8 @@ def test_catalog_declares_the_three_models_with_their_documented_defaults():
         ("veo-3.0", "Veo 3", "Veo 3")]
     for model in MODELS:
         clean = catalog.validate(model, {"prompt": "p"})
-        assert clean == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "720p", "duration": 8,
-                         "person_generation": "allow_all"}
+        assert clean == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "720p", "duration": 8}
+        assert model.param("person_generation").default is None
         assert model.fixed == {"audio": True} and model.param("audio") is None
         assert model.param("duration").choices == (4, 6, 8)
     assert spec("veo-3.0").param("resolution").choices == ("720p", "1080p")
@@ -319,9 +326,23 @@ def test_text_only_job_end_to_end(sandbox, tmp_path):
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.1", "action": "generate", "prompt": "A lighthouse in fog", "aspect_ratio": "16:9",
         "duration": 4, "resolution": "720p", "negative_prompt": "people", "seed": 42,
-        "extra": {"personGeneration": "allow_all"},
     }
     assert_video(path, 1280, 720, 4)
+    assert_status_shape(sandbox, submitted.task_id)
+
+
+def assert_status_shape(sandbox, task_id):
+    """The finished task as GET v1/tasks/{id} shows it: every documented key, times in milliseconds."""
+    with client_for_sandbox(sandbox, SLUG) as client:
+        asked_at = time.time() * 1000
+        body = client.send(adapter.build_status(task_id, {}))
+    assert set(body) == {"task_id", "model", "action", "status", "created_at", "start_time", "completed_at",
+                         "progress", "result", "error"}
+    assert (body["status"], body["progress"], body["error"]) == ("completed", 100, None)
+    assert 10**12 < body["created_at"] <= body["start_time"] <= body["completed_at"]
+    assert body["result"]["images"] == []
+    expires_at = body["result"]["videos"][0]["expires_at"]
+    assert expires_at - asked_at == pytest.approx(24 * 3600 * 1000, abs=5000)
 
 
 def test_first_frame_job_starts_on_the_image(sandbox, tmp_path, image_url):
@@ -331,7 +352,7 @@ def test_first_frame_job_starts_on_the_image(sandbox, tmp_path, image_url):
     _, path = run_job(sandbox, tmp_path, request)
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.0", "action": "image2video", "prompt": "The red wall cracks", "aspect_ratio": "9:16",
-        "duration": 4, "resolution": "720p", "extra": {"personGeneration": "allow_all"},
+        "duration": 4, "resolution": "720p",
         "first_frame_image": url,
     }
     assert_video(path, 720, 1280, 4)
@@ -346,7 +367,6 @@ def test_first_and_last_frame_job_starts_and_ends_on_the_images(sandbox, tmp_pat
     assert sandbox.submits(SLUG)[0]["json"] == {
         "model": "veo-3.1-fast", "action": "first_last_frame", "prompt": "Red turns blue",
         "aspect_ratio": "16:9", "duration": 4, "resolution": "720p",
-        "extra": {"personGeneration": "allow_all"},
         "first_frame_image": first_url, "last_frame_image": last_url,
     }
     assert_video(path, 1280, 720, 4)
@@ -367,22 +387,6 @@ def test_reference_images_job_end_to_end(sandbox, tmp_path, image_url):
         "extra": {"personGeneration": "dont_allow"}, "image_urls": urls,
     }
     assert_video(path, 1280, 720, 8)
-
-
-def test_status_answer_has_the_documented_shape(sandbox, tmp_path):
-    request = validated_request("veo-3.1", {"prompt": "p", "duration": 4})
-    with client_for_sandbox(sandbox, SLUG) as client:
-        submitted, _ = run_to_end(client, request)
-        before = time.time() * 1000
-        body = client.send(adapter.build_status(submitted.task_id, submitted.data))
-    assert set(body) == {"task_id", "model", "action", "status", "created_at", "start_time", "completed_at",
-                         "progress", "result", "error"}
-    assert (body["status"], body["progress"], body["error"]) == ("completed", 100, None)
-    assert body["created_at"] <= body["start_time"] <= body["completed_at"]
-    assert body["created_at"] > 10**12  # milliseconds, like the provider's example
-    video = body["result"]["videos"][0]
-    assert body["result"]["images"] == []
-    assert video["expires_at"] - before == pytest.approx(24 * 3600 * 1000, abs=5000)
 
 
 # The sandbox is as strict as the service --------------------------------------------------------------

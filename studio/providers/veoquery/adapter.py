@@ -37,7 +37,8 @@ class VeoQueryAdapter(ProviderAdapter):
     def build_submit(self, request) -> HttpCall:
         """The create body, as shown in the seed's `detail.req`:
 
-        {"model": "veo3.1-fast", "images": ["https://filesystem.site/cdn/20250702/w8AauvxxPhYoqqkFWdMippJpb9zBxN.png"],
+        {"model": "veo3.1-fast",
+         "images": ["https://filesystem.site/cdn/20250702/w8AauvxxPhYoqqkFWdMippJpb9zBxN.png"],
          "prompt": "make animate", "aspect_ratio": "16:9", "enhance_prompt": true, "enable_upsample": true}
         """
         body = {"model": request.model}
@@ -56,8 +57,8 @@ class VeoQueryAdapter(ProviderAdapter):
         return frames + [image.url for image in request.reference_images]
 
     def parse_submit(self, body) -> Submitted:
-        """{"id": "veo3.1-fast:1770350082-trii1OXZc3", "status": "pending", "status_update_time": 1770350082099,
-        "enhanced_prompt": "…"}
+        """{"id": "veo3.1-fast:1770350082-trii1OXZc3", "status": "pending",
+        "status_update_time": 1770350082099, "enhanced_prompt": "…"}
         """
         task_id = str(self.require(body, "id"))
         raw = str(body.get("status") or "pending")
@@ -77,11 +78,14 @@ class VeoQueryAdapter(ProviderAdapter):
         {"id": "veo3.1-fast:1770350082-trii1OXZc3", "status": "completed",
          "video_url": "https://pro.filesystem.site/cdn/20260206/1b50395bad4c6c7bc22e6ada144951.mp4",
          "status_update_time": 1770350329098,
-         "detail": {"status": "completed", "video_url": "https://pro.filesystem.site/cdn/20260206/9ddbd3bdc67f75a02f766363ebf8eb.mp4",
-                    "upsample_video_url": "https://pro.filesystem.site/cdn/20260206/1b50395bad4c6c7bc22e6ada144951.mp4",
-                    "error_message": "[403] Request failed with status code 403 | Message: reCAPTCHA evaluation failed | …",
-                    "video_generation_error": "your request contains unsafe prompt or images, … please change your prompt or images and try again",
-                    "enhanced_prompt": "Create a vibrant and whimsical animation …", …}}
+         "detail": {
+           "status": "completed",
+           "video_url": "https://pro.filesystem.site/cdn/20260206/9ddbd3bdc67f75a02f766363ebf8eb.mp4",
+           "upsample_video_url": "https://pro.filesystem.site/cdn/20260206/1b50395bad4c6c7bc22e6ada144951.mp4",
+           "error_message": "[403] Request failed with status code 403 | Message: reCAPTCHA evaluation failed …",
+           "video_generation_error": "your request contains unsafe prompt or images, … has been rejected by
+                                      google, please change your prompt or images and try again",
+           "enhanced_prompt": "Create a vibrant and whimsical animation …", …}}
 
         The record keeps failure text from retries even when the task succeeded, so success is
         `completed` with a video_url, never the absence of error fields. The top-level video_url is the
@@ -91,7 +95,9 @@ class VeoQueryAdapter(ProviderAdapter):
         video_url = body.get("video_url")
         state = self.map_status(raw)
         if state == State.SUCCEEDED and not video_url:
-            logger.warning("%s: task %s is %r without a video_url, treated as running", self.slug, body.get("id"), raw)
+            logger.warning(
+                "%s: task %s is %r without a video_url, treated as running", self.slug, body.get("id"), raw
+            )
             state = State.RUNNING
         return StatusUpdate(
             state=state,
@@ -109,7 +115,9 @@ class VeoQueryAdapter(ProviderAdapter):
         error = body.get("error")
         if isinstance(error, dict):
             error = error.get("message")
-        candidates = (detail.get("error_message"), detail.get("video_generation_error"), error, body.get("message"))
+        candidates = (
+            detail.get("error_message"), detail.get("video_generation_error"), error, body.get("message")
+        )
         reasons = list(dict.fromkeys(str(text).strip() for text in candidates if text and str(text).strip()))
         return " | ".join(reasons) or "The provider reported the task as failed without a reason."
 
@@ -122,4 +130,6 @@ class VeoQueryAdapter(ProviderAdapter):
     def check_body(self, status_code, body):
         """Resellers on this template sometimes answer 200 with an error and no task id (INFERRED)."""
         if isinstance(body, dict) and body.get("error") and "id" not in body:
-            raise ProviderError(self.error_message(status_code, body), permanent=True, status_code=status_code, body=body)
+            raise ProviderError(
+                self.error_message(status_code, body), permanent=True, status_code=status_code, body=body
+            )

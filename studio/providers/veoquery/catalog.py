@@ -22,7 +22,9 @@ from studio.providers.catalog import (
 PROVIDER = "veoquery"
 
 VEO2_PRICE = Price(per_second=Decimal("0.35"))
-VEO3_PRICE = Price(per_second=Decimal("0.40"), silent_per_second=Decimal("0.20"), by_resolution={"4k": Decimal("0.60")})
+VEO3_PRICE = Price(
+    per_second=Decimal("0.40"), silent_per_second=Decimal("0.20"), by_resolution={"4k": Decimal("0.60")}
+)
 VEO3_FAST_PRICE = Price(
     per_second=Decimal("0.15"), silent_per_second=Decimal("0.10"), by_resolution={"4k": Decimal("0.35")}
 )

@@ -136,7 +136,7 @@ def check_task(body):
     check_seed(body, model)
     check_callback(body)
     check_extra(body)
-    check_rules(body, model)
+    check_rules(body)
     check_images(body, model)
 
 
@@ -181,7 +181,7 @@ def check_extra(body):
         raise Invalid(f"extra.personGeneration must be one of {', '.join(PERSON_GENERATION)}.")
 
 
-def check_rules(body, model):
+def check_rules(body):
     resolution, duration = body.get("resolution", "720p"), body.get("duration", 8)
     if resolution in ("1080p", "4k") and duration != 8:
         raise Invalid(f"resolution {resolution} requires duration 8.")

@@ -173,17 +173,19 @@ def status(sandbox, request):
         if uses_new_api_shape(request):
             return new_api_error(404, "task_not_exist")
         return error(404, f"Task {request.match['task_id']} not found.", "not_found")
-    urls = sandbox.video_links(request, task) if task.state == "succeeded" else []
+    # The state moves with the clock: read it once so the status and the links agree.
+    state, progress = task.state, task.progress
+    urls = sandbox.video_links(request, task) if state == "succeeded" else []
     if uses_new_api_shape(request):
-        return Response(200, {"code": "success", "message": "", "data": new_api_job(task, urls)})
-    return Response(200, flat_job(task, urls))
+        return Response(200, {"code": "success", "message": "", "data": new_api_job(task, state, progress, urls)})
+    return Response(200, flat_job(task, state, progress, urls))
 
 
-def flat_job(task, urls):
-    failed = task.state in ("failed", "cancelled")
+def flat_job(task, state, progress, urls):
+    failed = state in ("failed", "cancelled")
     return {
         "id": task.id, "task_id": task.id, "object": "video.generation.job", "model": task.model,
-        "status": FLAT_STATUS[task.state], "progress": task.progress,
+        "status": FLAT_STATUS[state], "progress": progress,
         "video_url": urls[0] if urls else None,
         "result": {"outputs": urls, "video_url": urls[0] if urls else None},
         "error": {"message": task.error or "cancelled", "code": "generation_failed"} if failed else None,
@@ -191,10 +193,10 @@ def flat_job(task, urls):
     }
 
 
-def new_api_job(task, urls):
+def new_api_job(task, state, progress, urls):
     return {
         "task_id": task.id, "platform": "vidu", "action": task.extra.get("action", "generate"),
-        "status": NEW_API_STATUS[task.state], "progress": f"{task.progress}%",
+        "status": NEW_API_STATUS[state], "progress": f"{progress}%",
         "result_url": urls[0] if urls else "", "fail_reason": task.error,
         "submit_time": int(task.created_wall),
     }

@@ -39,8 +39,8 @@ ID_CHARACTERS = string.ascii_letters + string.digits
 RAW_STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed", "failed": "failed",
               "cancelled": "failed"}
 # What the seed's completed example still carries in detail.error_message.
-STALE_ERROR = ("[403] Request failed with status code 403 | Message: reCAPTCHA evaluation failed | Code: 403 | "
-               "Status: PERMISSION_DENIED")
+STALE_ERROR = ("[403] Request failed with status code 403 | Message: reCAPTCHA evaluation failed | "
+               "Code: 403 | Status: PERMISSION_DENIED")
 
 
 def error(status, message, kind):
@@ -65,8 +65,12 @@ def create(sandbox, request):
         first_frame=frames[0] if frames else None, last_frame=frames[1] if len(frames) > 1 else None,
     )
     task.extra["enhanced_prompt"] = enhanced
-    return Response(200, {"id": task.id, "status": "pending", "status_update_time": milliseconds(task.created_wall),
-                           "enhanced_prompt": enhanced})
+    return Response(200, {
+        "id": task.id,
+        "status": "pending",
+        "status_update_time": milliseconds(task.created_wall),
+        "enhanced_prompt": enhanced,
+    })
 
 
 def query(sandbox, request):
@@ -122,7 +126,8 @@ def check_aspect_ratio(model, body):
     if model.startswith("veo2"):
         raise Invalid(f"aspect_ratio is not supported by {model}: Veo 2 models are 16:9 only.")
     if body["aspect_ratio"] not in ASPECT_RATIOS:
-        raise Invalid(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}; got {body['aspect_ratio']!r}.")
+        allowed = ", ".join(ASPECT_RATIOS)
+        raise Invalid(f"aspect_ratio must be one of {allowed}; got {body['aspect_ratio']!r}.")
 
 
 def check_images(model, images):
@@ -155,7 +160,8 @@ def render_for(body, prompt):
         prompt,
         f"veoquery · {model} · {MODELS[model]} model",
         f"{aspect} · {resolution} · {SECONDS} s · audio {'on' if audio else 'off'}",
-        f"enhance_prompt={body.get('enhance_prompt', False)} enable_upsample={body.get('enable_upsample', False)}",
+        f"enhance_prompt={body.get('enhance_prompt', False)}",
+        f"enable_upsample={body.get('enable_upsample', False)}",
         f"images: {len(body.get('images', []))}",
     ]
     if model == "veo3.1-4k":

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from studio.core.devsecrets import load_dev_secrets
 from studio.projects.models import Membership, Project, Role
 from studio.providers.models import Protocol, ProviderAccount
+from studio.providers.pricing import load_default_prices
 
 DEMO_SLUG = "demo"
 
@@ -20,6 +21,8 @@ class Command(BaseCommand):
         user, password = self.ensure_admin()
         project = self.ensure_demo_project(user)
         self.ensure_sandbox_accounts()
+        if created_prices := load_default_prices():
+            self.stdout.write(self.style.SUCCESS(f"Loaded {created_prices} default prices (edit them in the admin)."))
         self.stdout.write(f"Demo project: {project.name} (/p/{project.slug}/)")
         if password:
             self.stdout.write(f"Sign in as: {user.username} / {password}")
@@ -54,6 +57,7 @@ class Command(BaseCommand):
                     "provider": protocol,
                     "base_url": f"{settings.STUDIO_SANDBOX_URL}/{protocol}",
                     "notes": "The built-in sandbox: no real provider is called and nothing is charged.",
+                    "poll_seconds": 1.0,
                 },
             )
             if created:

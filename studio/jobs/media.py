@@ -1,0 +1,278 @@
+"""Keeping videos: a guarded download straight to disk, a probe, a poster and a thumbnail strip.
+
+Downloads follow only http(s) and refuse private, loopback and link-local addresses, checked after DNS
+resolution, on the socket actually connected, and again after every redirect. Hosts or networks listed
+in STUDIO_DOWNLOAD_ALLOW_HOSTS are exempt (the sandbox on loopback). A file is written to a temporary
+name in its final directory, hashed while streaming, fsynced and renamed: an interrupted download leaves
+nothing behind under a real name.
+"""
+
+import hashlib
+import ipaddress
+import os
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import av
+import httpx
+from django.conf import settings
+from PIL import Image
+
+MAX_REDIRECTS = 5
+CHUNK = 256 * 1024
+MP4_BRANDS = {b"ftyp"}
+STRIP_FRAMES = 10
+STRIP_HEIGHT = 90
+
+
+class DownloadError(Exception):
+    """The video could not be kept. `expired` means the link is dead (ask the provider for a fresh one)."""
+
+    def __init__(self, message, *, expired=False, permanent=False):
+        super().__init__(message)
+        self.message = message
+        self.expired = expired
+        self.permanent = permanent
+
+
+@dataclass
+class StoredFile:
+    relative_path: str
+    sha256: str
+    bytes: int
+
+
+# Address checks -----------------------------------------------------------------------------------
+
+
+def _allowed_networks():
+    hosts, networks = set(), []
+    for item in settings.STUDIO_DOWNLOAD_ALLOW_HOSTS:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            hosts.add(item.lower())
+    return hosts, networks
+
+
+def _is_public(address):
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+                or ip.is_unspecified)
+
+
+def check_address(host, address):
+    """Refuse a non-public address unless its host name or network is explicitly allowed."""
+    hosts, networks = _allowed_networks()
+    if host.lower() in hosts:
+        return
+    ip = ipaddress.ip_address(address)
+    if any(ip in network for network in networks):
+        return
+    if not _is_public(address):
+        raise DownloadError(
+            f"Refusing to download from {host} ({address}): a private, loopback or link-local address. "
+            "List it in STUDIO_DOWNLOAD_ALLOW_HOSTS if it is yours.", permanent=True,
+        )
+
+
+def check_url(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DownloadError(f"Refusing to download {url[:80]}: only http and https links are followed.", permanent=True)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise DownloadError(f"Cannot resolve {parts.hostname}: {error}") from None
+    for info in infos:
+        check_address(parts.hostname, info[4][0])
+
+
+def _check_connected_peer(response, host):
+    """Guards against DNS rebinding: the address actually connected must pass the same check."""
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if peer:
+        check_address(host, peer[0])
+
+
+# Downloading ---------------------------------------------------------------------------------------
+
+
+def download_video(open_stream, url, destination_dir, *, max_bytes=None):
+    """Stream a video to a new random name in `destination_dir` (relative to MEDIA_ROOT).
+
+    `open_stream(http, url)` is a context manager yielding a streaming response; the provider client
+    supplies it so that the right headers (a Bearer key, for ModelMax) go with the request.
+    """
+    max_bytes = max_bytes or settings.STUDIO_MAX_VIDEO_BYTES
+    directory = Path(settings.MEDIA_ROOT) / destination_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False) as http:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_url(url)
+            with open_stream(http, url) as response:
+                _check_connected_peer(response, urlsplit(url).hostname)
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                _raise_for_status(response)
+                return _write_stream(response, directory, destination_dir, max_bytes)
+    raise DownloadError(f"Too many redirects (more than {MAX_REDIRECTS}) while downloading the video.")
+
+
+def _raise_for_status(response):
+    if response.status_code in (403, 404, 410):
+        raise DownloadError(f"The video link has expired or is gone (HTTP {response.status_code}).", expired=True)
+    if response.status_code != 200:
+        raise DownloadError(f"The video download failed with HTTP {response.status_code}.")
+
+
+def _write_stream(response, directory, relative_dir, max_bytes):
+    declared = int(response.headers.get("Content-Length") or 0)
+    if declared > max_bytes:
+        raise DownloadError(f"The video is {declared} bytes, over the {max_bytes}-byte limit.", permanent=True)
+    digest, size = hashlib.sha256(), 0
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", suffix=".mp4", delete=False)
+    try:
+        with handle:
+            for chunk in response.iter_bytes(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"The video is over the {max_bytes}-byte limit.", permanent=True)
+                if size == len(chunk) and chunk[4:8] not in MP4_BRANDS:
+                    raise DownloadError("The provider's file is not an MP4 video.", permanent=True)
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if size < 8:
+            raise DownloadError("The provider's file is empty.")
+        name = f"{uuid.uuid4().hex}.mp4"
+        os.replace(handle.name, directory / name)
+        _fsync_directory(directory)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return StoredFile(relative_path=f"{relative_dir}/{name}", sha256=digest.hexdigest(), bytes=size)
+
+
+def _fsync_directory(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# Probing -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    duration: float | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    video_codec: str
+    has_audio: bool
+
+
+def probe_video(path):
+    """What the file really is, read with PyAV (FFmpeg)."""
+    try:
+        with av.open(str(path)) as container:
+            video = next((s for s in container.streams if s.type == "video"), None)
+            if video is None:
+                raise DownloadError("The file has no video stream.", permanent=True)
+            has_audio = any(s.type == "audio" for s in container.streams)
+            duration = None
+            if video.duration is not None and video.time_base:
+                duration = float(video.duration * video.time_base)
+            elif container.duration:
+                duration = container.duration / av.time_base
+            rate = video.average_rate or video.guessed_rate
+            return Probe(
+                duration=round(duration, 3) if duration is not None else None,
+                width=video.codec_context.width,
+                height=video.codec_context.height,
+                fps=round(float(Fraction(rate)), 3) if rate else None,
+                video_codec=video.codec_context.name or "",
+                has_audio=has_audio,
+            )
+    except av.error.FFmpegError as error:
+        raise DownloadError(f"The file is not a readable video: {error}", permanent=True) from None
+
+
+def _frames_at(path, fractions):
+    """Decoded frames nearest to the given fractions of the duration, as PIL images."""
+    images = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        total = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
+        for fraction in fractions:
+            target = int(max(0.0, total * fraction) / stream.time_base)
+            container.seek(target, stream=stream, any_frame=False, backward=True)
+            frame = None
+            for frame in container.decode(stream):
+                if frame.pts is not None and frame.pts >= target:
+                    break
+            if frame is not None:
+                images.append(frame.to_image())
+    return images
+
+
+def make_poster_and_strip(path, poster_dir):
+    """A JPEG poster (at 10% of the clip, past any fade-in) and a strip of STRIP_FRAMES thumbnails."""
+    directory = Path(settings.MEDIA_ROOT) / poster_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    fractions = [0.1] + [(i + 0.5) / STRIP_FRAMES for i in range(STRIP_FRAMES)]
+    frames = _frames_at(path, fractions)
+    if not frames:
+        return "", "", 0
+    poster_name = f"{poster_dir}/{uuid.uuid4().hex}.jpg"
+    frames[0].convert("RGB").save(Path(settings.MEDIA_ROOT) / poster_name, "JPEG", quality=85)
+    thumbs = [f.convert("RGB") for f in frames[1:]]
+    width = max(1, round(thumbs[0].width * STRIP_HEIGHT / thumbs[0].height))
+    strip = Image.new("RGB", (width * len(thumbs), STRIP_HEIGHT))
+    for index, thumb in enumerate(thumbs):
+        strip.paste(thumb.resize((width, STRIP_HEIGHT), Image.Resampling.LANCZOS), (index * width, 0))
+    strip_name = f"{poster_dir}/{uuid.uuid4().hex}-strip.jpg"
+    strip.save(Path(settings.MEDIA_ROOT) / strip_name, "JPEG", quality=80)
+    return poster_name, strip_name, len(thumbs)
+
+
+RESOLUTION_SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
+
+
+def mismatches(spec, params, probe):
+    """Where the delivered file differs from what was asked: each a short sentence for the reviewer."""
+    found = []
+    # Upsampling (veoquery's enable_upsample) delivers 1080p whatever the model's base resolution.
+    resolution = "1080p" if params.get("upsample") else spec.effective(params, "resolution")
+    if resolution in RESOLUTION_SHORT_SIDE and probe.width and probe.height:
+        short = min(probe.width, probe.height)
+        if short != RESOLUTION_SHORT_SIDE[resolution]:
+            found.append(f"Asked for {resolution}; delivered {probe.width}×{probe.height}.")
+    aspect = spec.effective(params, "aspect_ratio")
+    if aspect and probe.width and probe.height:
+        w, h = (int(x) for x in aspect.split(":"))
+        if abs(probe.width / probe.height - w / h) > 0.02:
+            found.append(f"Asked for {aspect}; delivered {probe.width}×{probe.height}.")
+    duration = spec.effective(params, "duration")
+    if duration and probe.duration is not None and abs(probe.duration - float(duration)) > 0.5:
+        found.append(f"Asked for {duration} s; delivered {probe.duration:.2f} s.")
+    audio = spec.effective(params, "audio")
+    if audio is True and not probe.has_audio:
+        found.append("Asked for audio; the video has no sound track.")
+    if audio is False and probe.has_audio:
+        found.append("Asked for no audio; the video has a sound track.")
+    return found

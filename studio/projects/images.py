@@ -1,0 +1,76 @@
+"""Taking in an uploaded image: judged by its content, re-encoded without metadata, stored under a random name."""
+
+import hashlib
+import io
+import warnings
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from studio.projects.models import ImageAsset
+
+ACCEPTED = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def _open_checked(data):
+    """Open and fully decode the image, refusing anything that is not a whole PNG, JPEG or WebP."""
+    if len(data) > settings.STUDIO_MAX_IMAGE_BYTES:
+        raise ValidationError(
+            f"The image is {len(data) // 1024 // 1024} MB; the limit is {settings.STUDIO_MAX_IMAGE_BYTES // 1024 // 1024} MB."
+        )
+    with warnings.catch_warnings():
+        # Pillow only warns about a decompression bomb below twice its limit; here it is an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            probe = Image.open(io.BytesIO(data))
+            kind = probe.format
+            if kind not in ACCEPTED:
+                raise ValidationError(f"{kind or 'This'} images are not accepted: upload a PNG, JPEG or WebP.")
+            if probe.width * probe.height > settings.STUDIO_MAX_IMAGE_PIXELS:
+                raise ValidationError(
+                    f"The image is {probe.width}×{probe.height} pixels; the limit is "
+                    f"{settings.STUDIO_MAX_IMAGE_PIXELS // 1_000_000} megapixels."
+                )
+            probe.verify()
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ValidationError("The image is too large to open safely (a decompression bomb?).") from None
+        except UnidentifiedImageError:
+            raise ValidationError("This file is not an image we can read: upload a PNG, JPEG or WebP.") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValidationError(f"The image is damaged or truncated and cannot be read ({error}).") from None
+    return image, ACCEPTED[kind]
+
+
+def _reencoded(image, kind):
+    """Apply EXIF orientation, drop every piece of metadata, and encode a fresh file."""
+    image = ImageOps.exif_transpose(image)
+    if kind == "jpeg" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    if kind in ("png", "webp") and image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA")
+    clean = Image.new(image.mode, image.size)
+    clean.paste(image)
+    buffer = io.BytesIO()
+    options = {"png": {"optimize": True}, "jpeg": {"quality": 92}, "webp": {"quality": 92}}[kind]
+    clean.save(buffer, format=kind.upper(), **options)
+    return buffer.getvalue(), clean.size
+
+
+def image_ingest(*, project, data, name="", user=None):
+    """Store an uploaded image in the project's library; the same picture uploaded twice is kept once."""
+    image, kind = _open_checked(data)
+    content, (width, height) = _reencoded(image, kind)
+    digest = hashlib.sha256(content).hexdigest()
+    existing = ImageAsset.objects.filter(project=project, sha256=digest).first()
+    if existing:
+        return existing
+    asset = ImageAsset(project=project, format=kind, width=width, height=height, bytes=len(content), sha256=digest,
+                       original_name=name[:255], uploaded_by=user)
+    asset.file.save(f"upload.{asset.format_extension()}", ContentFile(content), save=False)
+    asset.save()
+    return asset
