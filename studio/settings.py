@@ -235,6 +235,8 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
 
+DEFAULT_EXCEPTION_REPORTER_FILTER = "studio.core.redaction.RedactingExceptionReporterFilter"
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,

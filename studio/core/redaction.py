@@ -9,6 +9,8 @@ import logging
 import re
 import threading
 
+from django.views.debug import SafeExceptionReporterFilter
+
 MASK = "***"
 
 _known_secrets = set()
@@ -68,3 +70,15 @@ def install_log_redaction():
 
     redacting_record_factory.studio_redacts = True
     logging.setLogRecordFactory(redacting_record_factory)
+
+
+class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Error reports (DEBUG pages, e-mails to ADMINS) show local variables; mask any key among them."""
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [(name, redact(value) if isinstance(value, str) else value)
+                for name, value in super().get_traceback_frame_variables(request, tb_frame)]
+
+    def get_post_parameters(self, request):
+        return {name: redact(value) if isinstance(value, str) else value
+                for name, value in super().get_post_parameters(request).items()}

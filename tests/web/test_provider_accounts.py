@@ -179,3 +179,22 @@ def test_provider_account_command_refuses_a_key_on_the_command_line(keys):
 def test_provider_account_command_says_what_a_new_account_lacks(keys):
     with pytest.raises(CommandError, match="needs --provider, --base-url"):
         call_command("provider_account", "--name", "half", "--provider", "qingbo")
+
+
+def test_an_error_report_masks_a_key_held_in_a_local_variable(keys, rf):
+    from django.views.debug import ExceptionReporter
+
+    account = make_account()
+    request = rf.post("/somewhere", {"api_key": CANARY})
+
+    def call_provider(key):
+        raise RuntimeError("provider said no")
+
+    try:
+        call_provider(ProviderAccount.objects.get(pk=account.pk).api_key)
+    except RuntimeError:
+        import sys
+
+        report = ExceptionReporter(request, *sys.exc_info()).get_traceback_html()
+    assert "provider said no" in report
+    assert CANARY not in report

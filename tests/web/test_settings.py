@@ -66,3 +66,15 @@ def test_a_laptop_gets_generated_secrets_that_survive_a_restart(tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() and first.stdout == second.stdout
     assert oct((tmp_path / "dev-secrets.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_production_static_files_are_hashed_and_compressed(tmp_path):
+    env = {**PRODUCTION, "STUDIO_STATIC_ROOT": str(tmp_path / "static")}
+    result = manage("collectstatic", "--noinput", "-v0", env_overrides=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    static = tmp_path / "static"
+    assert (static / "staticfiles.json").exists()
+    hashed = list((static / "css").glob("studio.*.css"))
+    assert hashed, "no hashed stylesheet"
+    assert (static / "css" / f"{hashed[0].name}.gz").exists()
+    assert (static / "css" / f"{hashed[0].name}.br").exists()
