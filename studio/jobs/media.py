@@ -64,8 +64,9 @@ def _is_public(address):
     ip = ipaddress.ip_address(address)
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified)
+    # is_global, not "not is_private": shared address space (100.64.0.0/10, where some clouds keep their
+    # metadata service) is neither private nor global.
+    return ip.is_global and not ip.is_multicast
 
 
 def check_address(host, address):
@@ -119,13 +120,16 @@ def download_video(open_stream, url, destination_dir, *, max_bytes=None):
     with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False) as http:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url)
-            with open_stream(http, url) as response:
-                _check_connected_peer(response, urlsplit(url).hostname)
-                if response.is_redirect:
-                    url = urljoin(url, response.headers["Location"])
-                    continue
-                _raise_for_status(response)
-                return _write_stream(response, directory, destination_dir, max_bytes)
+            try:
+                with open_stream(http, url) as response:
+                    _check_connected_peer(response, urlsplit(url).hostname)
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    _raise_for_status(response)
+                    return _write_stream(response, directory, destination_dir, max_bytes)
+            except httpx.HTTPError as error:
+                raise DownloadError(f"The download broke off: {error or type(error).__name__}") from None
     raise DownloadError(f"Too many redirects (more than {MAX_REDIRECTS}) while downloading the video.")
 
 

@@ -35,4 +35,5 @@ def serve_signed_image(token):
     image = image_for_token(token)
     response = FileResponse(image.file.open("rb"), content_type=f"image/{image.format}")
     response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
     return response

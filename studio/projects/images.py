@@ -7,19 +7,25 @@ import warnings
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from studio.projects.models import ImageAsset
 
-ACCEPTED = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+# MPO is how Pillow names a camera JPEG that carries extra preview pictures: to everyone else it is a JPEG.
+ACCEPTED = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def megapixels(count):
+    return f"{count / 1_000_000:.1f} megapixels" if count >= 100_000 else f"{count:,} pixels"
 
 
 def _open_checked(data):
     """Open and fully decode the image, refusing anything that is not a whole PNG, JPEG or WebP."""
     if len(data) > settings.STUDIO_MAX_IMAGE_BYTES:
         raise ValidationError(
-            f"The image is {len(data) // 1024 // 1024} MB; the limit is {settings.STUDIO_MAX_IMAGE_BYTES // 1024 // 1024} MB."
+            f"The image is {filesizeformat(len(data))}; the limit is {filesizeformat(settings.STUDIO_MAX_IMAGE_BYTES)}."
         )
     with warnings.catch_warnings():
         # Pillow only warns about a decompression bomb below twice its limit; here it is an error.
@@ -31,8 +37,8 @@ def _open_checked(data):
                 raise ValidationError(f"{kind or 'This'} images are not accepted: upload a PNG, JPEG or WebP.")
             if probe.width * probe.height > settings.STUDIO_MAX_IMAGE_PIXELS:
                 raise ValidationError(
-                    f"The image is {probe.width}×{probe.height} pixels; the limit is "
-                    f"{settings.STUDIO_MAX_IMAGE_PIXELS // 1_000_000} megapixels."
+                    f"The image is {probe.width}×{probe.height} pixels; "
+                    f"the limit is {megapixels(settings.STUDIO_MAX_IMAGE_PIXELS)}."
                 )
             probe.verify()
             image = Image.open(io.BytesIO(data))
