@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "studio.core.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
 ]
 
@@ -142,7 +143,9 @@ else:
                     "PRAGMA foreign_keys=ON;"
                 ),
             },
-            "TEST": {"NAME": env_str("STUDIO_SQLITE_TEST_PATH", str(DATA_DIR / "test-studio.sqlite3"))},
+            # A file (not memory) so tests can share it with threads and subprocesses; one per test run, so
+            # two runs at once never destroy each other's database.
+            "TEST": {"NAME": env_str("STUDIO_SQLITE_TEST_PATH", str(DATA_DIR / f"test-studio-{os.getpid()}.sqlite3"))},
         }
     }
 
@@ -262,6 +265,11 @@ STUDIO_PROVIDER_READ_TIMEOUT = float(env_str("STUDIO_PROVIDER_READ_TIMEOUT", "30
 STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 20 * 1024**2)
 STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 40_000_000)
 STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
+# The poller (run by `manage.py qcluster`): threads per cluster, and how long a job is held by one poller
+# (renewed while a download runs; after a crash, others take the job once it expires).
+STUDIO_POLL_THREADS = env_int("STUDIO_POLL_THREADS", 16)
+STUDIO_LEASE_SECONDS = env_int("STUDIO_LEASE_SECONDS", 60)
+STUDIO_SUBMIT_LEASE_SECONDS = env_int("STUDIO_SUBMIT_LEASE_SECONDS", 120)
 # Downloads refuse private and loopback addresses except these hosts or networks (the local sandbox).
 STUDIO_DOWNLOAD_ALLOW_HOSTS = env_list(
     "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).hostname] if DEBUG else []

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +23,8 @@ import av
 import httpx
 from django.conf import settings
 from PIL import Image
+
+from studio.core.failpoints import failpoint
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -108,15 +111,17 @@ def _check_connected_peer(response, host):
 # Downloading ---------------------------------------------------------------------------------------
 
 
-def download_video(open_stream, url, destination_dir, *, max_bytes=None):
+def download_video(open_stream, url, destination_dir, *, max_bytes=None, heartbeat=None):
     """Stream a video to a new random name in `destination_dir` (relative to MEDIA_ROOT).
 
     `open_stream(http, url)` is a context manager yielding a streaming response; the provider client
-    supplies it so that the right headers (a Bearer key, for ModelMax) go with the request.
+    supplies it so that the right headers (a Bearer key, for ModelMax) go with the request. `heartbeat()`
+    is called as chunks arrive, so a long download can keep its job's lease.
     """
     max_bytes = max_bytes or settings.STUDIO_MAX_VIDEO_BYTES
     directory = Path(settings.MEDIA_ROOT) / destination_dir
     directory.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned_partials(directory)
     with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False) as http:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url)
@@ -127,10 +132,22 @@ def download_video(open_stream, url, destination_dir, *, max_bytes=None):
                         url = urljoin(url, response.headers["Location"])
                         continue
                     _raise_for_status(response)
-                    return _write_stream(response, directory, destination_dir, max_bytes)
+                    return _write_stream(response, directory, destination_dir, max_bytes, heartbeat)
             except httpx.HTTPError as error:
                 raise DownloadError(f"The download broke off: {error or type(error).__name__}") from None
     raise DownloadError(f"Too many redirects (more than {MAX_REDIRECTS}) while downloading the video.")
+
+
+def sweep_abandoned_partials(directory):
+    """Remove temporary files of downloads killed mid-way (kill -9 leaves them); a live download writes
+    every chunk, so a partial file untouched for twice the lease time belongs to no one."""
+    stale_before = time.time() - max(120, 2 * settings.STUDIO_LEASE_SECONDS)
+    for partial in directory.glob(".partial-*"):
+        try:
+            if partial.stat().st_mtime < stale_before:
+                partial.unlink()
+        except FileNotFoundError:
+            continue
 
 
 def _raise_for_status(response):
@@ -140,7 +157,7 @@ def _raise_for_status(response):
         raise DownloadError(f"The video download failed with HTTP {response.status_code}.")
 
 
-def _write_stream(response, directory, relative_dir, max_bytes):
+def _write_stream(response, directory, relative_dir, max_bytes, heartbeat=None):
     declared = int(response.headers.get("Content-Length") or 0)
     if declared > max_bytes:
         raise DownloadError(f"The video is {declared} bytes, over the {max_bytes}-byte limit.", permanent=True)
@@ -156,6 +173,9 @@ def _write_stream(response, directory, relative_dir, max_bytes):
                     raise DownloadError("The provider's file is not an MP4 video.", permanent=True)
                 digest.update(chunk)
                 handle.write(chunk)
+                failpoint("during_download")
+                if heartbeat:
+                    heartbeat()
             handle.flush()
             os.fsync(handle.fileno())
         if size < 8:

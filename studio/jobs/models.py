@@ -6,6 +6,7 @@ task queue only ever carries job ids and can be lost without losing work.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -75,6 +76,12 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     webhook_token = models.CharField(max_length=64, blank=True, default="")
+    webhook_received_at = models.DateTimeField(null=True, blank=True)
+    # Set in its own commit just before the submission POST: after a crash, a job still "submitting"
+    # without it certainly never reached the provider and can go back to the queue.
+    submit_sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when a deadline failed the job: such a job is still checked now and then, and revives if it finishes.
+    timed_out_at = models.DateTimeField(null=True, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -115,28 +122,33 @@ class Job(models.Model):
         """A line of history without a state change (a provider answer, a retry, a note)."""
         JobEvent.objects.create(job=self, from_state=self.state, to_state=self.state, message=message, payload=payload)
 
-    def claim_for_submit(self):
-        return self.transition(JobState.SUBMITTING, allowed_from=[JobState.QUEUED], message="Sending to the provider")
+    def claim_for_submit(self, *, lease_seconds):
+        """Take the job for submission. The lease tells a recovering poller when a crashed sender is gone."""
+        return self.transition(
+            JobState.SUBMITTING, allowed_from=[JobState.QUEUED], message="Sending to the provider",
+            lease_owner="submit", lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds),
+        )
 
-    def mark_submitted(self, *, task_id, raw_status, data, payload=None):
+    def mark_submitted(self, *, task_id, raw_status, data, deadline_at, payload=None):
         return self.transition(
             JobState.SUBMITTED, allowed_from=[JobState.SUBMITTING],
             message=f"Accepted by the provider as {task_id}", payload=payload,
             provider_task_id=task_id, provider_status=raw_status, provider_data=data,
-            submitted_at=timezone.now(), error_message="",
+            submitted_at=timezone.now(), error_message="", deadline_at=deadline_at,
+            lease_owner="", lease_expires_at=None,
         )
 
     def mark_submit_unknown(self, message, payload=None):
         return self.transition(
             JobState.SUBMIT_UNKNOWN, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
-            error_message=message,
+            error_message=message, lease_owner="", lease_expires_at=None, next_poll_at=None,
         )
 
     def requeue_after(self, message, when, payload=None):
         """A submission that certainly did not reach the provider goes back to the queue."""
         return self.transition(
             JobState.QUEUED, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
-            next_poll_at=when, error_message=message,
+            next_poll_at=when, error_message=message, submit_sent_at=None, lease_owner="", lease_expires_at=None,
         )
 
     def mark_running(self, *, raw_status, progress, payload=None):
@@ -154,27 +166,44 @@ class Job(models.Model):
         )
 
     def mark_downloading(self, *, raw_status, payload=None):
+        # A job failed only by our deadline may still finish upstream: it revives straight into downloading.
+        revivable = [JobState.FAILED] if self.timed_out_at else []
         return self.transition(
-            JobState.DOWNLOADING, allowed_from=[JobState.SUBMITTED, JobState.RUNNING],
+            JobState.DOWNLOADING, allowed_from=[JobState.SUBMITTED, JobState.RUNNING, *revivable],
             message="Finished at the provider; downloading the video", payload=payload,
-            provider_status=raw_status, progress=100,
+            provider_status=raw_status, progress=100, error_message="",
         )
 
     def mark_succeeded(self):
         return self.transition(
             JobState.SUCCEEDED, allowed_from=[JobState.DOWNLOADING], message="Video stored",
-            finished_at=timezone.now(), next_poll_at=None, error_message="",
+            finished_at=timezone.now(), next_poll_at=None, error_message="", timed_out_at=None,
+        )
+
+    def mark_timed_out(self, message, *, revisit_at):
+        """Failed by our deadline, not by the provider: keep looking now and then in case it finishes."""
+        return self.transition(
+            JobState.FAILED, allowed_from=[JobState.SUBMITTED, JobState.RUNNING], message=message,
+            finished_at=timezone.now(), timed_out_at=timezone.now(), next_poll_at=revisit_at, error_message=message,
         )
 
     def mark_failed(self, message, *, payload=None, raw_status=""):
-        fields = {"finished_at": timezone.now(), "next_poll_at": None, "error_message": message}
+        fields = {"finished_at": timezone.now(), "next_poll_at": None, "error_message": message,
+                  "lease_owner": "", "lease_expires_at": None}
         if raw_status:
             fields["provider_status"] = raw_status
         return self.transition(
             JobState.FAILED,
             allowed_from=[JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMIT_UNKNOWN, JobState.SUBMITTED,
-                          JobState.RUNNING, JobState.DOWNLOADING],
+                          JobState.RUNNING, JobState.DOWNLOADING, *([JobState.FAILED] if self.timed_out_at else [])],
             message=message, payload=payload, **fields,
+        )
+
+    def resubmit(self, message):
+        """A person chose to send an ambiguous job again, knowing it may be charged twice."""
+        return self.transition(
+            JobState.QUEUED, allowed_from=[JobState.SUBMIT_UNKNOWN], message=message,
+            submit_sent_at=None, error_message="", next_poll_at=None,
         )
 
     def mark_cancelled(self, message="Cancelled"):

@@ -6,14 +6,17 @@ that runs twice (a redelivered task, a second worker) finds the state already mo
 
 import logging
 import random
+import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from studio.core.failpoints import failpoint
 from studio.jobs.media import DownloadError, download_video, make_poster_and_strip, mismatches, probe_video
 from studio.jobs.models import Job, JobImage, JobState, Result
 from studio.projects.image_links import signed_image_url
@@ -22,11 +25,15 @@ from studio.projects.models import Prompt, PromptVersion
 from studio.providers import catalog, pricing
 from studio.providers.base import GenerationRequest, ImageInput, ProviderError, State, StatusUpdate
 from studio.providers.client import client_for
+from studio.providers.ratelimit import seconds_until_next_window
 from studio.providers.registry import model_spec
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT_BACKOFF_SECONDS = 15
+SUBMIT_FALLBACK_SECONDS = 10
+REVISIT_TIMED_OUT_SECONDS = 30 * 60
+REVISIT_TIMED_OUT_FOR = timedelta(hours=24)
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -61,6 +68,9 @@ def job_create(*, project, user, account, model, params, first_frame=None, last_
         job = Job.objects.create(
             project=project, batch=batch, prompt_version=prompt_version, account=account, provider=account.provider,
             model=model, params=clean, cost_estimate=cost, currency=currency, created_by=user,
+            webhook_token=secrets.token_urlsafe(32),
+            # The submit task normally runs within a second; should it be lost, the poller sends the job then.
+            next_poll_at=timezone.now() + timedelta(seconds=SUBMIT_FALLBACK_SECONDS),
         )
         roles = [(JobImage.Role.FIRST_FRAME, first_frame), (JobImage.Role.LAST_FRAME, last_frame)]
         roles += [(JobImage.Role.REFERENCE, image) for image in references]
@@ -98,22 +108,59 @@ def generation_request(job):
     return GenerationRequest(
         model=job.model, params=dict(job.params), first_frame=by_role[JobImage.Role.FIRST_FRAME],
         last_frame=by_role[JobImage.Role.LAST_FRAME], reference_images=references,
+        callback_url=webhook_url(job) if job.webhook_token else "",
     )
 
 
+def webhook_url(job):
+    return settings.STUDIO_PUBLIC_URL.rstrip("/") + reverse("job_webhook", args=[job.webhook_token])
+
+
 def job_submit(job):
-    """Send the job to its provider, exactly once. Returns the job in its new state."""
-    if not job.claim_for_submit():
+    """Send the job to its provider, exactly once. Returns the job in its new state.
+
+    The order matters for crashes: the claim commits, then the "sent" marker commits, then the POST;
+    the provider's task id is committed the moment it arrives. A crash before the marker leaves a job
+    that certainly was not sent (it goes back to the queue); after it, the job is ambiguous.
+    """
+    if not job.claim_for_submit(lease_seconds=settings.STUDIO_SUBMIT_LEASE_SECONDS):
         return job
+    try:
+        request = generation_request(job)
+    except (OSError, ValueError) as error:
+        job.mark_failed(f"The job's images could not be read: {error}")
+        return job
+    failpoint("before_submit_post")
+    Job.objects.filter(pk=job.pk).update(submit_sent_at=timezone.now())
     client = client_for(job.account)
     try:
-        submitted = client.submit(generation_request(job))
+        submitted = client.submit(request)
     except ProviderError as error:
         return _submit_failed(job, error, client.exchanges)
+    failpoint("after_submit_answer")
+    deadline = timezone.now() + timedelta(hours=client.adapter.deadline_hours)
     job.mark_submitted(task_id=submitted.task_id, raw_status=submitted.raw_status, data=submitted.data,
-                       payload=client.exchanges)
-    schedule_poll(job, seconds=job.account.first_poll_delay(client.adapter))
+                       deadline_at=deadline, payload=client.exchanges)
+    woken = Job.objects.filter(pk=job.pk, webhook_received_at__isnull=False).exists()
+    schedule_poll(job, seconds=0 if woken else job.account.first_poll_delay(client.adapter))
     return job
+
+
+def recover_stalled_submission(job):
+    """A job left "submitting" by a crashed sender (its lease expired)."""
+    if job.submit_sent_at is None:
+        job.requeue_after("The studio stopped before sending this job; it goes back to the queue.", timezone.now())
+    else:
+        job.mark_submit_unknown(
+            "The studio stopped while sending this job: the provider may have accepted it, but we could not "
+            "confirm. Check the provider's console, then mark it as failed or submit it again."
+        )
+
+
+def defer_for_rate_limit(job):
+    """The account's request budget for this minute is spent: try again in the next minute."""
+    when = timezone.now() + timedelta(seconds=seconds_until_next_window() + random.uniform(0, 2))
+    Job.objects.filter(pk=job.pk).update(next_poll_at=when)
 
 
 def _submit_failed(job, error, exchanges):
@@ -148,15 +195,19 @@ def backoff_seconds(job, adapter, retry_after=None):
 
 def job_poll(job):
     """Ask the provider how the job is doing and act on the answer."""
-    if job.state not in (JobState.SUBMITTED, JobState.RUNNING, JobState.DOWNLOADING):
+    revisiting = job.state == JobState.FAILED and job.timed_out_at is not None
+    if job.state not in (JobState.SUBMITTED, JobState.RUNNING, JobState.DOWNLOADING) and not revisiting:
         return job
     client = client_for(job.account)
     try:
         update = client.status(job.provider_task_id, job.provider_data)
+        failpoint("after_status_answer")
         if update.state == State.SUCCEEDED and update.needs_result:
             update = _billed_result(job, client)
     except ProviderError as error:
         return _poll_failed(job, error, client)
+    if revisiting:
+        return _revisit(job, update, client)
     if update.enhanced_prompt and update.enhanced_prompt != job.enhanced_prompt:
         Job.objects.filter(pk=job.pk).update(enhanced_prompt=update.enhanced_prompt)
         job.enhanced_prompt = update.enhanced_prompt
@@ -167,6 +218,12 @@ def job_poll(job):
                         payload=client.exchanges, raw_status=update.raw_status)
     elif update.state == State.CANCELLED:
         job.mark_cancelled(f"Cancelled at the provider ({update.raw_status}).")
+    elif job.deadline_at and timezone.now() > job.deadline_at:
+        job.mark_timed_out(
+            f"No result after {client.adapter.deadline_hours} hours: the provider never finished this job "
+            f"(its last status was “{update.raw_status}”). The studio keeps checking for a day in case it does.",
+            revisit_at=timezone.now() + timedelta(seconds=REVISIT_TIMED_OUT_SECONDS),
+        )
     else:
         job.mark_running(raw_status=update.raw_status, progress=update.progress,
                          payload=client.exchanges if job.state == JobState.SUBMITTED else None)
@@ -174,10 +231,27 @@ def job_poll(job):
     return job
 
 
+def _revisit(job, update, client):
+    """A job our deadline failed: revive it if the provider finished after all; give up after a day."""
+    if update.state == State.SUCCEEDED:
+        job.record("The provider finished after the deadline: reviving the job.", payload=client.exchanges)
+        return _succeeded_upstream(job, update, client)
+    if update.state in (State.FAILED, State.CANCELLED) or timezone.now() - job.timed_out_at > REVISIT_TIMED_OUT_FOR:
+        Job.objects.filter(pk=job.pk).update(next_poll_at=None)
+    else:
+        Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now() + timedelta(seconds=REVISIT_TIMED_OUT_SECONDS))
+    return job
+
+
 def _billed_result(job, client):
     """ModelMax bills when its result is fetched: fetch it once, keep it, and reuse it ever after."""
     kept = job.provider_data.get("result")
     if kept is None:
+        if job.provider_data.get("result_requested_at"):
+            job.record("An earlier attempt asked for the billed result but stopped before keeping it; asking again "
+                       "so the video is not lost (the provider may bill it twice).")
+        job.provider_data = {**job.provider_data, "result_requested_at": timezone.now().isoformat()}
+        Job.objects.filter(pk=job.pk).update(provider_data=job.provider_data)
         update = client.result(job.provider_task_id, job.provider_data)
         kept = {"state": update.state, "video_urls": update.video_urls, "error": update.error,
                 "raw_status": update.raw_status}
@@ -231,7 +305,7 @@ def job_download(job, client=None):
 def _store_result(job, spec, index, url, client):
     project_dir = f"projects/{job.project_id}"
     file = download_video(lambda http, link: client.stream_download(link, http=http), client.absolute_url(url),
-                          f"{project_dir}/videos")
+                          f"{project_dir}/videos", heartbeat=lease_keeper(job))
     path = Path(settings.MEDIA_ROOT) / file.relative_path
     try:
         probe = probe_video(path)
@@ -248,6 +322,20 @@ def _store_result(job, spec, index, url, client):
     job.record(f"Stored video {index + 1}: {file.bytes} bytes, sha256 {file.sha256[:12]}…")
 
 
+def lease_keeper(job, every=10.0):
+    """A heartbeat that extends the job's lease at most every `every` seconds while work goes on."""
+    last = time.monotonic()
+
+    def renew():
+        nonlocal last
+        if time.monotonic() - last >= every and job.lease_owner:
+            Job.objects.filter(pk=job.pk, lease_owner=job.lease_owner).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=settings.STUDIO_LEASE_SECONDS))
+            last = time.monotonic()
+
+    return renew
+
+
 def _download_failed(job, error, client):
     if error.permanent:
         job.mark_failed(f"The video could not be kept: {error.message}")
@@ -258,6 +346,23 @@ def _download_failed(job, error, client):
         job.record(f"Download failed, will retry: {error.message}")
         schedule_poll(job, seconds=backoff_seconds(job, client.adapter) * 2)
     return job
+
+
+# People deciding about ambiguous jobs ---------------------------------------------------------------
+
+
+def job_give_up(*, job, user):
+    """Mark an ambiguous job as failed: the person will check the provider's console themselves."""
+    return job.mark_failed(f"Marked as failed by {user} after an ambiguous submission.")
+
+
+def job_submit_again(*, job, user):
+    """Send an ambiguous job again. The provider may already have it: this may be charged twice."""
+    with transaction.atomic():
+        if not job.resubmit(f"Sent again by {user}, knowing the provider may charge twice."):
+            return False
+        transaction.on_commit(lambda: enqueue_submit(job.pk))
+    return True
 
 
 # Driving one job in this process (the command line's --wait) -----------------------------------------

@@ -4,6 +4,8 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from studio.jobs.models import Job
+from studio.jobs.selectors import prepare_cards
 from studio.projects import services
 from studio.projects.access import project_for
 from studio.projects.forms import AddMemberForm, ChangeRoleForm, ProjectForm
@@ -32,7 +34,16 @@ def project_create(request):
 
 def project_detail(request, slug):
     project = project_for(request, slug)
-    return render(request, "projects/project_detail.html", {"project": project})
+    jobs = (
+        Job.objects.for_user(request.user).filter(project=project)
+        .select_related("account", "prompt_version").prefetch_related("results")[:24]
+    )
+    context = {
+        "project": project,
+        "jobs": prepare_cards(list(jobs)),
+        "can_resolve": project.membership.allows(Role.EDITOR),
+    }
+    return render(request, "projects/project_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])

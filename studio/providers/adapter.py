@@ -23,6 +23,8 @@ class ProviderAdapter:
     # Suggested polling: first poll after `first_poll_seconds`, then every `poll_seconds` (with backoff).
     first_poll_seconds = 10
     poll_seconds = 5
+    # A job still unfinished this long after submission is failed (and revisited for a day in case it ends).
+    deadline_hours = 6
     models = ()
 
     # Requests ------------------------------------------------------------------------------------

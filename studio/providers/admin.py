@@ -21,7 +21,7 @@ class ProviderAccountForm(forms.ModelForm):
 
     class Meta:
         model = ProviderAccount
-        fields = ["provider", "name", "base_url", "api_key", "enabled", "poll_seconds", "notes"]
+        fields = ["provider", "name", "base_url", "api_key", "enabled", "poll_seconds", "max_requests_per_minute", "notes"]
 
     def clean(self):
         cleaned = super().clean()

@@ -32,6 +32,10 @@ class ProviderAccount(models.Model):
         null=True, blank=True,
         help_text="Seconds between status checks. Empty: the provider's recommended pace.",
     )
+    max_requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Upper bound on requests to this account per minute, shared by every worker. Empty: no limit.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,3 +109,14 @@ class ModelPrice(models.Model):
     def __str__(self):
         variant = " ".join(filter(None, [self.resolution, self.get_audio_display() if self.audio else ""]))
         return f"{self.provider}/{self.model} {variant}".strip()
+
+
+class RequestWindow(models.Model):
+    """Requests made to one account in one minute: the shared counter behind max_requests_per_minute."""
+
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="+")
+    minute = models.BigIntegerField(help_text="Unix time // 60.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "minute"], name="one_window_per_minute")]

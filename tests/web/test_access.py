@@ -175,3 +175,38 @@ def test_a_membership_of_another_project_is_404_for_its_owner(client, team, djan
     response = client.post(reverse("member_update", args=[project.slug, foreign.pk]), {"action": "remove"})
     assert response.status_code == 404
     assert Membership.objects.filter(pk=foreign.pk).exists()
+
+
+def test_videos_are_served_in_byte_ranges_for_seeking(client, team, settings):
+    project, users = team
+    path = settings.MEDIA_ROOT / "projects" / str(project.pk) / "videos" / "clip.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = bytes(range(256)) * 40
+    path.write_bytes(content)
+    client.force_login(users["viewer"])
+    url = f"/media/projects/{project.pk}/videos/clip.mp4"
+
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    middle = client.get(url, headers={"Range": "bytes=100-199"})
+    assert middle.status_code == 206
+    assert middle["Content-Range"] == f"bytes 100-199/{len(content)}"
+    assert b"".join(middle.streaming_content) == content[100:200]
+    tail = client.get(url, headers={"Range": "bytes=-16"})
+    assert b"".join(tail.streaming_content) == content[-16:]
+    open_ended = client.get(url, headers={"Range": f"bytes={len(content) - 10}-"})
+    assert b"".join(open_ended.streaming_content) == content[-10:]
+    beyond = client.get(url, headers={"Range": f"bytes={len(content) + 5}-"})
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(content)}"
+    assert video_type(whole) == "video/mp4"
+
+
+def video_type(response):
+    return response["Content-Type"].split(";")[0]
+
+
+def test_a_live_fragment_with_an_expired_session_loads_the_sign_in_page_whole(client, team):
+    project, _ = team
+    response = client.get(reverse("project_detail", args=[project.slug]), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(reverse("login"))

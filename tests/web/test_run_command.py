@@ -39,15 +39,33 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def answer(url, timeout=60):
+    """The first answer from a server that is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
-def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
+def processes_started_with(marker):
+    """Every live process whose environment holds `marker`: children, grandchildren, orphans alike."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_runstudio_serves_pages_and_stopping_it_stops_every_process(tmp_path, stop):
     sandbox_port = free_port()
     env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
            "STUDIO_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}"}
@@ -57,26 +75,25 @@ def test_runstudio_serves_pages_and_ctrl_c_stops_every_process(tmp_path):
     process = subprocess.Popen([sys.executable, "manage.py", "runstudio", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline, status = time.monotonic() + 60, None
-        while time.monotonic() < deadline and status is None:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code
-            except httpx.TransportError:
-                time.sleep(0.3)
-        assert status == 302, "the web server never answered"
-        sandbox = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/requests", timeout=5).json()
-        assert sandbox["count"] == 0
+        assert answer(f"http://127.0.0.1:{port}/").status_code == 302
+        assert answer(f"http://127.0.0.1:{sandbox_port}/_sandbox/requests").json()["count"] == 0
         time.sleep(1.0)
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        if stop == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        else:
+            process.send_signal(signal.SIGTERM)  # what a supervisor does: only the parent is told
         output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    except BaseException:
+        # honcho starts each process in its own session: a failed test must find them by their environment.
+        for pid in processes_started_with(f"STUDIO_DATA_DIR={tmp_path}"):
+            os.kill(pid, signal.SIGKILL)
+        raise
     assert f"Studio is starting at http://127.0.0.1:{port}/" in output
-    pids = [int(pid) for pid in re.findall(r"(?:web|cluster|sandbox) started \(pid=(\d+)\)", output)]
-    assert len(pids) == 3, output
-    time.sleep(0.5)
-    assert not [pid for pid in pids if alive(pid)], output
+    assert len(re.findall(r"(?:web|cluster|sandbox) started \(pid=\d+\)", output)) == 3, output
+    deadline = time.monotonic() + 15
+    while processes_started_with(f"STUDIO_DATA_DIR={tmp_path}") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert processes_started_with(f"STUDIO_DATA_DIR={tmp_path}") == [], output
     assert "Q Cluster" in output and "stopped" in output
 
 

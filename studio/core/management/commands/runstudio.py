@@ -3,12 +3,18 @@
 Ctrl-C (or SIGTERM) stops every process; if one of them exits, the others are stopped too.
 """
 
+import shlex
 import sys
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from honcho import manager as honcho_manager
 from honcho.manager import Manager
+
+# honcho kills what has not stopped 5 s after SIGTERM; a cluster finishing its current tasks needs longer,
+# and killing its parent first would orphan its worker processes.
+honcho_manager.KILL_WAIT = 30
 
 
 class Command(BaseCommand):
@@ -23,7 +29,7 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         manager = Manager()
         for name, command in self.processes(manage, host, port, sandbox=not no_sandbox):
-            manager.add_process(name, " ".join(command))
+            manager.add_process(name, shlex.join(command))
         self.stdout.write(self.style.SUCCESS(f"\nStudio is starting at http://{host}:{port}/  (Ctrl-C stops it)\n"))
         self.stdout.flush()
         manager.loop()

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from studio.jobs import services
 from studio.jobs.models import JobState
+from studio.jobs.selectors import job_report, stored_results
 from studio.projects.images import image_ingest
 from studio.projects.models import Project
 from studio.providers.base import ValidationFailed
@@ -53,7 +54,7 @@ class Command(BaseCommand):
             raise SystemExit(EXIT_INVALID)
         if options["wait"]:
             job = services.job_run_to_end(job, timeout=options["timeout"])
-        self.report(self.describe(job), self.summary(job))
+        self.report(job_report(job), self.summary(job))
         if job.state == JobState.SUCCEEDED or (not options["wait"] and job.state == JobState.QUEUED):
             raise SystemExit(EXIT_OK)
         raise SystemExit(EXIT_FAILED)
@@ -102,24 +103,6 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise Invalid(f"{path.name}: {' '.join(error.messages)}") from None
 
-    def describe(self, job):
-        return {
-            "id": job.pk,
-            "state": job.state,
-            "provider": job.provider,
-            "model": job.model,
-            "provider_task_id": job.provider_task_id,
-            "error": job.error_message,
-            "cost_estimate": str(job.cost_estimate) if job.cost_estimate is not None else None,
-            "currency": job.currency,
-            "results": [
-                {"path": str(Path(settings.MEDIA_ROOT) / r.file.name), "sha256": r.sha256, "bytes": r.bytes,
-                 "duration": r.duration, "width": r.width, "height": r.height, "fps": r.fps,
-                 "has_audio": r.has_audio, "mismatches": r.mismatches}
-                for r in job.results.order_by("index")
-            ],
-        }
-
     def summary(self, job):
         lines = [f"Job {job.pk} {job.provider}/{job.model}: {job.get_state_display()}"
                  + (f" (provider task {job.provider_task_id})" if job.provider_task_id else "")]
@@ -129,7 +112,7 @@ class Command(BaseCommand):
             lines.append(f"Error: {job.error_message}")
         if job.state == JobState.SUBMIT_UNKNOWN:
             lines.append("The provider may have accepted this job: check its console before sending it again.")
-        for result in job.results.order_by("index"):
+        for result in stored_results(job):
             lines.append(f"Video: {Path(settings.MEDIA_ROOT) / result.file.name} ({result.width}×{result.height}, "
                          f"{result.duration} s, {'with' if result.has_audio else 'no'} audio)")
         return "\n".join(lines)

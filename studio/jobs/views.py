@@ -1,0 +1,86 @@
+"""A job as people see it: a card that keeps itself current, a page with its whole history, and the
+decision a person makes when a submission's outcome is unknown."""
+
+import json
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from studio.jobs import services
+from studio.jobs.models import Job, JobState
+from studio.jobs.selectors import prepare_cards
+from studio.projects.access import project_for
+from studio.projects.models import Role
+from studio.providers.registry import model_spec
+
+RESOLVE_ACTIONS = {"give_up": services.job_give_up, "submit_again": services.job_submit_again}
+
+
+def job_card(request, slug, job_id):
+    project = project_for(request, slug)
+    job = _job_for(request, project, job_id)
+    return render(request, "jobs/_job_card.html", _card_context(project, job))
+
+
+def job_detail(request, slug, job_id):
+    project = project_for(request, slug)
+    job = _job_for(request, project, job_id)
+    events = list(job.events.all())
+    for event in events:
+        event.payload_text = json.dumps(event.payload, indent=2, ensure_ascii=False) if event.payload else ""
+    context = {**_card_context(project, job), "events": events, "params": _requested_params(job)}
+    return render(request, "jobs/job_detail.html", context)
+
+
+@require_POST
+def job_resolve(request, slug, job_id):
+    project = project_for(request, slug, role=Role.EDITOR)
+    job = _job_for(request, project, job_id)
+    resolve = RESOLVE_ACTIONS.get(request.POST.get("action"))
+    notice = "Nothing changed: this job was no longer waiting for a decision."
+    if resolve is None:
+        notice = "Nothing changed: choose “Mark as failed” or “Submit again”."
+    # The services compare-and-set, so a decision someone else made a moment ago is not overturned.
+    elif job.state == JobState.SUBMIT_UNKNOWN and resolve(job=job, user=request.user):
+        notice = ""
+    if request.htmx:
+        job.refresh_from_db()
+        return render(request, "jobs/_job_card.html", {**_card_context(project, job), "notice": notice})
+    if notice:
+        messages.info(request, notice)
+    back = request.headers.get("referer", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
+        back = reverse("job_detail", args=[project.slug, job.pk])
+    return redirect(back)
+
+
+def _job_for(request, project, job_id):
+    jobs = Job.objects.for_user(request.user).filter(project=project)
+    jobs = jobs.select_related("account", "prompt_version").prefetch_related("results")
+    return get_object_or_404(jobs, pk=job_id)
+
+
+def _card_context(project, job):
+    prepare_cards([job])
+    return {"project": project, "job": job, "can_resolve": project.membership.allows(Role.EDITOR)}
+
+
+def _requested_params(job):
+    """(label, value) for each parameter asked for, with the labels and units the catalog gives them."""
+    try:
+        spec = model_spec(job.provider, job.model)
+    except LookupError:
+        spec = None  # a model since dropped from the catalog: its raw names still say what was asked
+    rows = []
+    for name, value in job.params.items():
+        if name in ("prompt", "negative_prompt"):
+            continue
+        param = spec.param(name) if spec else None
+        label = param.label if param else name.replace("_", " ").capitalize()
+        if isinstance(value, bool):
+            value = "Yes" if value else "No"
+        rows.append((label, f"{value}{param.unit}" if param and value is not None else value))
+    return rows
