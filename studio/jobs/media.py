@@ -63,7 +63,7 @@ def _allowed_networks():
     return hosts, networks
 
 
-def _is_public(address):
+def is_public_address(address):
     ip = ipaddress.ip_address(address)
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
@@ -80,7 +80,7 @@ def check_address(host, address):
     ip = ipaddress.ip_address(address)
     if any(ip in network for network in networks):
         return
-    if not _is_public(address):
+    if not is_public_address(address):
         raise DownloadError(
             f"Refusing to download from {host} ({address}): a private, loopback or link-local address. "
             "List it in STUDIO_DOWNLOAD_ALLOW_HOSTS if it is yours.", permanent=True,

@@ -160,8 +160,10 @@ class Task:
 class Sandbox:
     """The state behind the server: tasks, faults, the request log, and where videos are kept."""
 
-    def __init__(self, *, job_seconds=6.0, media_dir=None):
+    def __init__(self, *, job_seconds=6.0, media_dir=None, tiny_videos=False):
         self.job_seconds = job_seconds
+        # For load tests: every job delivers a tiny clip (160×90, 1 s), so rendering does not dominate.
+        self.tiny_videos = tiny_videos
         self.media_dir = Path(media_dir or tempfile.mkdtemp(prefix="studio-sandbox-"))
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
@@ -257,10 +259,10 @@ class Sandbox:
             for index in range(task.samples):
                 path = self.media_dir / f"{task.provider}-{task.id}-{index}.mp4"
                 seed = task.render.get("seed")
-                video.render_video(
-                    path, **{**task.render, "seed": (seed or 0) + index if seed is not None else None},
-                    first_frame=first, last_frame=last,
-                )
+                render = {**task.render, "seed": (seed or 0) + index if seed is not None else None}
+                if self.tiny_videos:
+                    render.update(width=160, height=90, duration=1.0)
+                video.render_video(path, **render, first_frame=first, last_frame=last)
                 task.videos.append(path)
         except Exception as error:  # a failed render is the job's failure, reported in the provider's words
             task.render_error = f"Video generation failed: {error}"
@@ -297,6 +299,7 @@ class Sandbox:
 
     def record(self, request):
         entry = {
+            "at": time.time(),
             "provider": request.provider,
             "method": request.method,
             "path": request.path,
@@ -403,7 +406,8 @@ def control(sandbox, request):
     if action == "tasks" and request.method == "GET":
         with sandbox.lock:
             tasks = [{"id": t.id, "provider": t.provider, "model": t.model, "state": t.state,
-                      "result_fetches": t.result_fetches}
+                      "result_fetches": t.result_fetches, "created_at": t.created_wall,
+                      "completes_at": None if t.never_finish else t.created_wall + t.job_seconds}
                      for t in sandbox.tasks.values()]
         return Response(200, {"tasks": tasks})
     return Response(404, {"error": f"unknown control action {action}"})

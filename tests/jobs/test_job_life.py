@@ -184,3 +184,21 @@ def test_generate_without_wait_queues_the_job_for_the_cluster(sandbox_accounts, 
     assert sandbox.count() == 0
     queued = [task for task in OrmQ.objects.all() if task.func() == "studio.jobs.tasks.submit_job"]
     assert [task.args() for task in queued] == [(report["id"],)]
+
+
+def test_a_rolled_back_creation_enqueues_nothing(sandbox_accounts, demo_project):
+    from django.db import transaction
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon):
+        with transaction.atomic():
+            services.job_create(project=demo_project, user=None, account=sandbox_accounts["qingbo"], model="veo-3.0",
+                                params={"prompt": PROMPT, "duration": 4})
+            raise Abandon
+    assert Job.objects.count() == 0
+    assert OrmQ.objects.count() == 0
+    services.job_create(project=demo_project, user=None, account=sandbox_accounts["qingbo"], model="veo-3.0",
+                        params={"prompt": PROMPT, "duration": 4})
+    assert OrmQ.objects.count() == 1
