@@ -5,6 +5,7 @@ from django.urls import path
 from studio.core import views as core_views
 from studio.jobs.webhooks import job_webhook
 from studio.jobs import views as job_views
+from studio.jobs import compose_views
 from studio.projects import views as project_views
 
 urlpatterns = [
@@ -24,6 +25,14 @@ urlpatterns = [
     path("p/<slug:slug>/jobs/<int:job_id>/", job_views.job_detail, name="job_detail"),
     path("p/<slug:slug>/jobs/<int:job_id>/card/", job_views.job_card, name="job_card"),
     path("p/<slug:slug>/jobs/<int:job_id>/resolve/", job_views.job_resolve, name="job_resolve"),
+]
+
+urlpatterns += [
+    path("p/<slug:slug>/compose/", compose_views.composer_submit, name="composer_submit"),
+    path("p/<slug:slug>/compose/fields/", compose_views.composer_fields, name="composer_fields"),
+    path("p/<slug:slug>/compose/images/", compose_views.composer_upload, name="composer_upload"),
+    path("p/<slug:slug>/prompts/", compose_views.prompt_history, name="prompt_history"),
+    path("p/<slug:slug>/jobs/<int:job_id>/run-again/", compose_views.job_run_again, name="job_run_again"),
 ]
 
 handler403 = "studio.core.views.permission_denied"

@@ -129,14 +129,19 @@ class Job(models.Model):
             lease_owner="submit", lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds),
         )
 
-    def mark_submitted(self, *, task_id, raw_status, data, deadline_at, payload=None):
+    def mark_submitted(self, *, task_id, raw_status, data, deadline_at, next_poll_at, payload=None):
         return self.transition(
             JobState.SUBMITTED, allowed_from=[JobState.SUBMITTING],
             message=f"Accepted by the provider as {task_id}", payload=payload,
             provider_task_id=task_id, provider_status=raw_status, provider_data=data,
             submitted_at=timezone.now(), error_message="", deadline_at=deadline_at,
-            lease_owner="", lease_expires_at=None,
+            # The submit lease stays until job_submit has finished its last write (release_submit_lease).
+            next_poll_at=next_poll_at,
         )
+
+    def release_submit_lease(self):
+        Job.objects.filter(pk=self.pk, lease_owner="submit").update(lease_owner="", lease_expires_at=None)
+        self.lease_owner, self.lease_expires_at = "", None
 
     def mark_submit_unknown(self, message, payload=None):
         return self.transition(

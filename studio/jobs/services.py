@@ -138,11 +138,16 @@ def job_submit(job):
     except ProviderError as error:
         return _submit_failed(job, error, client.exchanges)
     failpoint("after_submit_answer")
-    deadline = timezone.now() + timedelta(hours=client.adapter.deadline_hours)
+    now = timezone.now()
     job.mark_submitted(task_id=submitted.task_id, raw_status=submitted.raw_status, data=submitted.data,
-                       deadline_at=deadline, payload=client.exchanges)
-    woken = Job.objects.filter(pk=job.pk, webhook_received_at__isnull=False).exists()
-    schedule_poll(job, seconds=0 if woken else job.account.first_poll_delay(client.adapter))
+                       deadline_at=now + timedelta(hours=client.adapter.deadline_hours),
+                       next_poll_at=now + timedelta(seconds=job.account.first_poll_delay(client.adapter)),
+                       payload=client.exchanges)
+    # A callback that came while we were sending (before the task id existed) only left its mark: poll now.
+    # One that comes from here on sets next_poll_at itself, and nothing below overwrites it.
+    Job.objects.filter(pk=job.pk, state=JobState.SUBMITTED, webhook_received_at__isnull=False).update(
+        next_poll_at=timezone.now())
+    job.release_submit_lease()
     return job
 
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from studio.jobs.models import TERMINAL_STATES, Job, JobState
 
+
 @csrf_exempt
 @login_not_required
 @require_POST
@@ -19,13 +20,9 @@ def job_webhook(request, token):
     if job.state in TERMINAL_STATES or job.state == JobState.SUBMIT_UNKNOWN:
         return HttpResponse("already finished", content_type="text/plain")
     now = timezone.now()
-    recently = now - timedelta(seconds=MIN_SECONDS_BETWEEN_WAKES)
-    woken = Job.objects.filter(pk=job.pk).filter(
-        Q(webhook_received_at__isnull=True) | Q(webhook_received_at__lt=recently)
-    )
-    # A job still being submitted has no task id yet: job_submit sees the mark and polls at once.
     updates = {"webhook_received_at": now}
+    # A job still being submitted has no task id to poll yet: job_submit sees the mark and polls at once.
     if job.state != JobState.SUBMITTING:
         updates["next_poll_at"] = now
-    woken.update(**updates)
+    Job.objects.filter(pk=job.pk, webhook_received_at__isnull=True).update(**updates)
     return HttpResponse("ok", content_type="text/plain")

@@ -4,8 +4,8 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from studio.jobs.models import Job
-from studio.jobs.selectors import prepare_cards
+from studio.jobs import compose_views
+from studio.jobs import forms as composer_forms
 from studio.projects import services
 from studio.projects.access import project_for
 from studio.projects.forms import AddMemberForm, ChangeRoleForm, ProjectForm
@@ -33,17 +33,10 @@ def project_create(request):
 
 
 def project_detail(request, slug):
+    """The composer (empty, or holding a restored prompt version or a job's settings) beside the job cards."""
     project = project_for(request, slug)
-    jobs = (
-        Job.objects.for_user(request.user).filter(project=project)
-        .select_related("account", "prompt_version").prefetch_related("results")[:24]
-    )
-    context = {
-        "project": project,
-        "jobs": prepare_cards(list(jobs)),
-        "can_resolve": project.membership.allows(Role.EDITOR),
-    }
-    return render(request, "projects/project_detail.html", context)
+    state = composer_forms.state_from_query(request.GET, project=project, user=request.user)
+    return compose_views.project_page(request, project, state)
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,0 +1,140 @@
+"""One prompt with a first and a last frame, sent to three models on three providers, followed live to the
+end in real Chromium; then "Run again" on one of them."""
+
+import threading
+
+import av
+import pytest
+from django.db import connections
+from playwright.sync_api import expect
+from PIL import ImageStat
+
+from studio.jobs import services
+from studio.jobs.models import Job, JobState
+from studio.jobs.poller import Poller
+from studio.projects.models import Membership, Role
+from studio.providers import catalog, pricing
+from studio.providers.registry import model_spec
+from tests.browser.conftest import sign_in
+from tests.helpers import png_bytes
+# The real sandbox and its accounts, shared with the job tests (a conftest's fixtures reach only its folder).
+from tests.jobs.conftest import demo_project, sandbox_accounts, studio_for_sandbox  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROMPT = "A paper lantern drifts from a red dawn into a blue night over a quiet harbour"
+RED, BLUE = (220, 20, 20), (20, 40, 220)
+TARGETS = [("qingbo", "veo-3.1"), ("uniall", "viduq3p-540p"), ("veoquery", "veo3.1-fast")]
+
+
+@pytest.fixture
+def poller(monkeypatch):
+    """The cluster's poller in a thread of this test. Queued jobs are due at once (a cluster would have sent
+    them through its task queue), and the thread is always stopped before the database is flushed."""
+    monkeypatch.setattr(services, "SUBMIT_FALLBACK_SECONDS", 0)
+    loop = Poller(threads=4, owner="browser-test")
+
+    def run():
+        try:
+            loop.run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="poller", daemon=True)
+    thread.start()
+    yield loop
+    loop.stop()
+    thread.join(timeout=60)
+
+
+def first_frame_colour(result):
+    with av.open(result.file.path) as container:
+        frame = next(container.decode(video=0))
+    return tuple(int(v) for v in ImageStat.Stat(frame.to_image().convert("RGB")).mean)
+
+
+def close_to(colour, target, tolerance=40):
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, target))
+
+
+def expected_total(params_by_target):
+    total = 0
+    for (provider, model), params in params_by_target.items():
+        spec = model_spec(provider, model)
+        total += pricing.estimate(spec, catalog.validate(spec, {"prompt": PROMPT, **params},
+                                                         catalog.ImagesGiven(True, True, 0)))[0]
+    return total
+
+
+def test_one_prompt_with_frames_to_three_providers_then_run_again(
+    live_server, page, screenshot, sandbox_accounts, demo_project, django_user_model, poller,
+):
+    editor = django_user_model.objects.create_user("maya", "maya@studio.example", "harbour-lantern-5")
+    Membership.objects.create(project=demo_project, user=editor, role=Role.EDITOR)
+    keys = {target: f"{sandbox_accounts[target[0]].pk}:{target[1]}" for target in TARGETS}
+
+    sign_in(page, live_server, "maya", "harbour-lantern-5")
+    page.goto(f"{live_server.url}/p/{demo_project.slug}/")
+    page.evaluate("window.studioPageMarker = 'still the same page'")
+    page.fill("#f-prompt", PROMPT)
+
+    for provider, model in TARGETS:
+        page.locator("details.target-group", has_text=f"sandbox-{provider}").locator("summary").click()
+        page.locator(f'input[name=targets][value="{keys[(provider, model)]}"]').check()
+        expect(page.locator(".target-section", has_text=model_spec(provider, model).label)).to_be_visible()
+    expect(page.locator(".target-section")).to_have_count(3)
+    page.select_option("#f-duration", "4")
+    expect(page.locator("#f-duration")).to_have_value("4")
+
+    page.set_input_files("#f-first_frame-file", files=[
+        {"name": "red.png", "mimeType": "image/png", "buffer": png_bytes(RED, size=(320, 180))}])
+    expect(page.locator("#slot-first_frame img")).to_have_count(1)
+    page.set_input_files("#f-last_frame-file", files=[
+        {"name": "blue.png", "mimeType": "image/png", "buffer": png_bytes(BLUE, size=(320, 180))}])
+    expect(page.locator("#slot-last_frame img")).to_have_count(1)
+    expect(page.locator("input[name=first_frame]")).to_have_count(1)
+    expect(page.locator("#f-prompt")).to_have_value(PROMPT)
+
+    total = expected_total({("qingbo", "veo-3.1"): {"duration": 4}, ("uniall", "viduq3p-540p"): {"duration": 4},
+                            ("veoquery", "veo3.1-fast"): {}})
+    expect(page.locator(".composer-total strong")).to_have_text(f"{total:.2f} USD")
+    expect(page.locator(".target-section .cost-bad")).to_have_count(0)
+    screenshot(page, "composer-1440")
+    page.set_viewport_size({"width": 1024, "height": 900})
+    screenshot(page, "composer-1024")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    page.evaluate("htmx.logAll()")
+    page.on("console", lambda m: print("LOG", m.type, m.text[:110].replace(chr(10), " "), flush=True))
+    page.locator("#f-prompt").press("Control+Enter")
+    page.wait_for_timeout(1000)
+    assert 0
+    cards = page.locator("#job-grid .job-card")
+    expect(cards).to_have_count(3)
+    expect(page.locator(".composer-banner-ok")).to_contain_text("Sent to 3 models")
+    jobs = list(Job.objects.order_by("pk"))
+    assert [(job.provider, job.model) for job in jobs] == TARGETS
+    for job in jobs:
+        expect(page.locator(f"#job-{job.pk} .state")).to_have_text("Succeeded", timeout=60_000)
+    assert page.evaluate("window.studioPageMarker") == "still the same page", "the cards update without a reload"
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "composer-submitted")
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED, (job, job.error_message)
+        assert sorted(job.images.values_list("role", flat=True)) == ["first_frame", "last_frame"]
+        colour = first_frame_colour(job.results.get())
+        assert close_to(colour, RED), f"{job.provider}/{job.model} starts with {colour}, not the red first frame"
+
+    original = jobs[1]
+    page.locator(f"#job-{original.pk}").get_by_role("button", name="Run again").click()
+    expect(cards).to_have_count(4)
+    again = Job.objects.order_by("-pk").first()
+    expect(page.locator("#job-grid .job-card").first).to_have_id(f"job-{again.pk}")
+    assert (again.account_id, again.model, again.params, again.prompt_version_id) == (
+        original.account_id, original.model, original.params, original.prompt_version_id)
+    assert list(again.images.values_list("role", "image_id")) == list(original.images.values_list("role", "image_id"))
+    expect(page.locator(f"#job-{again.pk} .state")).to_have_text("Succeeded", timeout=60_000)
+    assert page.evaluate("window.studioPageMarker") == "still the same page"
+    page.console_errors.assert_none()
