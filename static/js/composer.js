@@ -24,7 +24,7 @@
     if (form) form.dataset.dirty = "true";
   });
 
-  // "Edit and run" and "Try on another model" replace the composer: only after asking, if it holds unsent work.
+  // "Edit and run" and "Try on another model" replace the composer: after asking, if it holds unsent work.
   document.addEventListener("click", (event) => {
     const link = event.target.closest && event.target.closest("a[data-composer-load]");
     const form = composer();
@@ -85,24 +85,74 @@
     zone.classList.add("is-uploading");
   }, true);
 
-  // The fields re-render after a change; whatever is typed into the focused field meanwhile is kept.
-  let typing = null;
+  // While a request is on its way, other live requests are dropped (hx-sync) and its answer re-renders the
+  // fields as they were when it was sent. Whatever changed meanwhile (a value typed, a box ticked, a file
+  // picked) is carried onto the new fields and sent again once they have settled, so nothing is lost.
+  const isComposer = (element) => element && (element.id === "composer" || element.id === "composer-fields");
+  const sameFile = (file, sent) => sent.some((other) => other instanceof File && other.name === file.name
+    && other.size === file.size && other.lastModified === file.lastModified);
+  const changedSince = (control, sent) => {
+    const values = sent.getAll(control.name);
+    if (control.type === "file") return Array.from(control.files).some((file) => !sameFile(file, values));
+    if (control.type === "checkbox") return control.checked !== values.includes(control.value);
+    return control.value !== (values.length ? String(values[values.length - 1]) : "");
+  };
+  let carried = null;
+  let settling = false;
+  let resend = false;
+
   document.addEventListener("htmx:beforeSwap", (event) => {
-    const active = document.activeElement;
-    typing = null;
-    if (event.detail.target && event.detail.target.contains(active) && active.id && active.matches(TEXT_INPUTS)) {
-      typing = { id: active.id, value: active.value };
-    }
-  });
-  document.addEventListener("htmx:afterSwap", () => {
-    if (!typing) return;
-    const field = document.getElementById(typing.id);
-    if (field && field.value !== typing.value) {
-      field.value = typing.value;
-      if (field.setSelectionRange && field.type !== "number") {
-        field.setSelectionRange(field.value.length, field.value.length);
+    const form = composer();
+    const { target, requestConfig } = event.detail;
+    if (!form || !isComposer(target) || !requestConfig || !requestConfig.formData) return;
+    const sent = requestConfig.formData;
+    const changes = [];
+    form.querySelectorAll("input[name], select[name], textarea[name]").forEach((control) => {
+      if (control.type === "file") {
+        // Kept across the swap (hx-preserve): emptied once its files were sent, else uploaded after it.
+        if (control.files.length && !changedSince(control, sent)) control.value = "";
+        return;
       }
+      if (control.type === "hidden" || control.disabled || !changedSince(control, sent)) return;
+      if (target.contains(control) && control.id) {
+        changes.push({ id: control.id, value: control.value, checked: control.checked });
+      }
+      resend = true; // a change outside what is replaced (the model picker) keeps its state: it is only sent
+    });
+    const active = document.activeElement;
+    const typing = active && active.matches && active.matches(TEXT_INPUTS) && active.type !== "number";
+    const caret = typing ? { id: active.id, start: active.selectionStart, end: active.selectionEnd } : null;
+    carried = { changes, caret };
+  });
+
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (!isComposer(event.detail.target) || !carried) return;
+    settling = true;
+    carried.changes.forEach((change) => {
+      const control = document.getElementById(change.id);
+      if (control && control.type === "checkbox") control.checked = change.checked;
+      else if (control) control.value = change.value;
+    });
+    const caret = carried.caret;
+    const focused = caret && document.getElementById(caret.id);
+    if (focused && document.activeElement === focused && focused.setSelectionRange) {
+      focused.setSelectionRange(caret.start, caret.end);
     }
-    typing = null;
+    carried = null;
+  });
+
+  // htmx listens to the new fields only once they have settled: a change made before then is sent now.
+  document.addEventListener("change", (event) => {
+    if (settling && event.target.closest && event.target.closest("#composer")) resend = true;
+  }, true);
+
+  // After settling: a file still in its input was never uploaded (an uploaded one is shown, not kept there).
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (!isComposer(event.detail.target)) return;
+    const files = Array.from(document.querySelectorAll("#composer-fields input[type=file]"));
+    const live = files.find((input) => input.files.length)
+      || (resend ? document.getElementById("composer-fields") : null);
+    settling = resend = false;
+    if (live) live.dispatchEvent(new Event("change", { bubbles: true }));
   });
 })();

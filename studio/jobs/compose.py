@@ -17,7 +17,7 @@ from studio.jobs.media import is_public_address
 from studio.jobs.models import Batch
 from studio.projects.models import Prompt, PromptVersion
 from studio.providers import catalog, pricing
-from studio.providers.base import ValidationFailed
+from studio.providers.base import ValidationFailed, Violation
 from studio.providers.models import ProviderAccount
 from studio.providers.registry import adapter_for
 
@@ -103,7 +103,8 @@ def merged_param(params):
     choices = _common_values(params)
     if not choices:
         return None
-    default = first.default if first.default in choices else choices[0]
+    # No default means the provider decides (person_generation): keep it empty unless someone chooses.
+    default = first.default if first.default is None or first.default in choices else choices[0]
     return replace(first, kind="choice", choices=tuple(choices), default=default, minimum=None, maximum=None)
 
 
@@ -237,6 +238,26 @@ def batch_create(*, project, user, targets, prompt, negative_prompt="", shared=N
                             params=check.params, prompt_version=version, batch=batch,
                             **images_for(check.target, images))
     return batch
+
+
+@transaction.atomic
+def job_run_again(*, job, user):
+    """A new job identical to `job`: same account, model, parameters, images and the very prompt version it
+    ran (not the prompt's latest, which may have been edited since). Validated like any new job."""
+    if not job.account.enabled:
+        raise ValidationFailed([Violation("account", "account_disabled",
+                                                  f"The provider account “{job.account.name}” is turned off.")])
+    version = job.prompt_version
+    batch = Batch.objects.create(project=job.project, prompt_version=version,
+                                 name=job.batch.name if job.batch else version.text[:80], created_by=user)
+    images = {"first_frame": None, "last_frame": None, "references": []}
+    for use in job.images.select_related("image").order_by("position"):
+        if use.role == "reference":
+            images["references"].append(use.image)
+        else:
+            images[use.role] = use.image
+    return services.job_create(project=job.project, user=user, account=job.account, model=job.model,
+                               params=dict(job.params), prompt_version=version, batch=batch, **images)
 
 
 def is_sandbox(account):

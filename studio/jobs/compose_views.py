@@ -5,6 +5,8 @@ Every POST here needs an editor (viewers get 403, non-members 404). With htmx th
 re-rendered in place; without JavaScript the same views answer with the whole project page or a redirect.
 """
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
@@ -14,12 +16,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from studio.jobs import compose, forms, services
-from studio.jobs.models import Batch, Job
+from studio.jobs import compose, forms
+from studio.jobs.models import Job
 from studio.jobs.selectors import prepare_cards
 from studio.projects.access import project_for
 from studio.projects.models import Prompt, PromptVersion, Role
-from studio.providers.base import ValidationFailed, Violation
+from studio.providers.base import ValidationFailed
 
 RECENT_JOBS = 24
 
@@ -41,9 +43,11 @@ def project_page(request, project, state, *, refused=None, status=200):
 
 @require_POST
 def composer_fields(request, slug):
-    """The fields for the chosen targets, checked, with everything typed so far kept."""
+    """The fields for the chosen targets, checked, with everything typed so far kept. A file still waiting in
+    a file input (its upload was replaced by this newer request) is taken in too."""
     project = project_for(request, slug, role=Role.EDITOR)
     state = forms.state_from_post(request.POST, project=project, user=request.user)
+    forms.ingest_uploads(state, request.FILES, project=project, user=request.user)
     return _fields_response(request, project, state)
 
 
@@ -70,10 +74,10 @@ def composer_submit(request, slug):
         except compose.BatchRefused as error:
             refused = error
     if state.image_errors or refused:
-        if request.htmx:
-            return render(request, "jobs/composer.html#composer",
-                          {"project": project, "composer": _composer(request, project, state, refused=refused)})
-        return project_page(request, project, state, refused=refused, status=422)
+        if not request.htmx:
+            return project_page(request, project, state, refused=refused, status=422)
+        composer = _composer(request, project, state, refused=refused)
+        return render(request, "jobs/composer.html#composer", {"project": project, "composer": composer})
     if not request.htmx:
         messages.success(request, forms.state_after_submit(state, batch).notice)
         return redirect("project_detail", slug=project.slug)
@@ -92,16 +96,14 @@ def job_run_again(request, slug, job_id):
     project = project_for(request, slug, role=Role.EDITOR)
     job = get_object_or_404(Job.objects.for_user(request.user).filter(project=project), pk=job_id)
     try:
-        new_job = job_repeat(job=job, user=request.user)
+        new_job = compose.job_run_again(job=job, user=request.user)
     except (ValidationFailed, compose.BatchRefused) as error:
         notice = f"Not sent again: {error}"
         if request.htmx:
             return _card_with_notice(request, project, job, notice)
         messages.error(request, notice)
         return redirect("job_detail", slug=project.slug, job_id=job.pk)
-    on_project_page = request.htmx and request.htmx.current_url_abs_path.split("?")[0].split("#")[0] == reverse(
-        "project_detail", args=[project.slug])
-    if on_project_page:
+    if request.htmx and _on_page(request, reverse("project_detail", args=[project.slug])):
         response = render(request, "jobs/_job_card.html", {
             "project": project, "job": _cards(request, project, [new_job])[0], "can_resolve": True})
         response["HX-Retarget"], response["HX-Reswap"] = "#job-grid", "afterbegin"
@@ -127,29 +129,7 @@ def prompt_history(request, slug):
 
 
 @transaction.atomic
-def job_repeat(*, job, user):
-    """A new job identical to `job`, on the very prompt version it ran (not the prompt's latest).
-
-    compose.batch_create picks the prompt's latest version, which is not "the same" once the prompt has been
-    edited since; so the one-job batch is made here with job_create, which validates like batch_create does.
-    """
-    if not job.account.enabled:
-        raise ValidationFailed([Violation("account", "account_disabled",
-                                          f"the provider account “{job.account.name}” is turned off")])
-    version = job.prompt_version
-    batch = Batch.objects.create(project=job.project, prompt_version=version,
-                                 name=job.batch.name if job.batch else version.text[:80], created_by=user)
-    images = {"first_frame": None, "last_frame": None, "references": []}
-    for use in job.images.select_related("image").order_by("position"):
-        if use.role == "reference":
-            images["references"].append(use.image)
-        else:
-            images[use.role] = use.image
-    return services.job_create(project=job.project, user=user, account=job.account, model=job.model,
-                               params=dict(job.params), prompt_version=version, batch=batch, **images)
-
-
-# Helpers -------------------------------------------------------------------------------------------------------
+# Helpers ----------------------------------------------------------------------------------------------------
 
 
 def _composer(request, project, state, *, refused=None):
@@ -170,6 +150,11 @@ def _cards(request, project, jobs):
     fresh = (Job.objects.for_user(request.user).filter(project=project, pk__in=ids)
              .select_related("account", "prompt_version").prefetch_related("results").order_by("-created_at"))
     return prepare_cards(list(fresh))
+
+
+def _on_page(request, path):
+    """Whether the htmx request comes from the page at `path` (the project page has the job grid)."""
+    return urlsplit(request.htmx.current_url_abs_path or "").path == path
 
 
 def _card_with_notice(request, project, job, notice):

@@ -9,7 +9,7 @@ Form names: shared parameters use the parameter's name ("duration"); parameters 
 """
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import groupby
 
 from django.core.exceptions import ValidationError
@@ -24,7 +24,9 @@ from studio.providers.models import ModelPrice
 
 PARAM_NAMES = [name for name in catalog.PARAM_ORDER if name not in ("prompt", "negative_prompt")]
 ROLES = compose.IMAGE_ROLES
-ROLE_LABELS = {"first_frame": "First frame", "last_frame": "Last frame", "reference_images": "Reference images"}
+ROLE_LABELS = {
+    "first_frame": "First frame", "last_frame": "Last frame", "reference_images": "Reference images",
+}
 JOB_IMAGE_ROLES = {JobImage.Role.FIRST_FRAME: "first_frame", JobImage.Role.LAST_FRAME: "last_frame",
                    JobImage.Role.REFERENCE: "reference_images"}
 # The live check judges the settings; an empty prompt is reported when the person sends it.
@@ -40,7 +42,7 @@ def dom_id(*parts):
     return "-".join(re.sub(r"[^A-Za-z0-9-]", "_", str(part)) for part in parts)
 
 
-# State -------------------------------------------------------------------------------------------------
+# State ------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -50,14 +52,10 @@ class ComposerState:
     prompt_obj: Prompt | None = None
     target_keys: list = field(default_factory=list)
     values: dict = field(default_factory=dict)
-    images: dict = field(default_factory=lambda: {"first_frame": None, "last_frame": None, "reference_images": []})
+    images: dict = field(default_factory=lambda: dict(first_frame=None, last_frame=None, reference_images=[]))
     loaded_from: object = None  # the Job whose settings were loaded ("Edit and run")
     image_errors: dict = field(default_factory=dict)  # role -> [message]
     notice: str = ""
-
-    def image_ids(self):
-        ids = [self.images["first_frame"], self.images["last_frame"], *self.images["reference_images"]]
-        return [image.pk for image in ids if image]
 
 
 def state_from_post(data, *, project, user):
@@ -81,11 +79,12 @@ def state_from_query(query, *, project, user):
     """The composer the project page opens with: empty, a restored prompt version, or a job's settings."""
     if job := _job_of(project, user, query.get("from_job")):
         return state_from_job(job, keep_target=not query.get("other"))
-    version = PromptVersion.objects.for_user(user).filter(prompt__project=project, pk=_id(query.get("version")))
-    version = version.select_related("prompt").first()
-    if version:
-        return ComposerState(prompt=version.text, negative_prompt=version.negative_prompt, prompt_obj=version.prompt,
-                             notice=f"Version {version.number} restored. Sending it again keeps its history.")
+    versions = PromptVersion.objects.for_user(user).filter(prompt__project=project).select_related("prompt")
+    if version := versions.filter(pk=_id(query.get("version"))).first():
+        return ComposerState(
+            prompt=version.text, negative_prompt=version.negative_prompt, prompt_obj=version.prompt,
+            notice=f"Version {version.number} restored. Sending it again keeps its history.",
+        )
     return ComposerState()
 
 
@@ -99,8 +98,10 @@ def state_from_job(job, *, keep_target=True):
             values[name] = value
             if keep_target:
                 values[f"{target_key}/{name}"] = value
-    state = ComposerState(prompt=version.text, negative_prompt=version.negative_prompt, prompt_obj=version.prompt,
-                          target_keys=[target_key] if keep_target else [], values=values, loaded_from=job)
+    state = ComposerState(
+        prompt=version.text, negative_prompt=version.negative_prompt, prompt_obj=version.prompt,
+        target_keys=[target_key] if keep_target else [], values=values, loaded_from=job,
+    )
     for use in job.images.select_related("image").order_by("position"):
         role = JOB_IMAGE_ROLES[use.role]
         if role == "reference_images":
@@ -165,8 +166,8 @@ def _prompt_of(project, user, prompt_id):
 def _job_of(project, user, job_id):
     if _id(job_id) is None:
         return None
-    jobs = Job.objects.for_user(user).filter(project=project).select_related("prompt_version__prompt", "account")
-    return jobs.filter(pk=_id(job_id)).first()
+    jobs = Job.objects.for_user(user).filter(project=project)
+    return jobs.select_related("prompt_version__prompt", "account").filter(pk=_id(job_id)).first()
 
 
 def _library(project, user):
@@ -181,7 +182,7 @@ def _images_of(project, user, first, last, references):
         image = found.get(_id(ref))
         if image and image not in refs:
             refs.append(image)
-    return {"first_frame": found.get(_id(first)), "last_frame": found.get(_id(last)), "reference_images": refs}
+    return dict(first_frame=found.get(_id(first)), last_frame=found.get(_id(last)), reference_images=refs)
 
 
 # Resolving values ------------------------------------------------------------------------------------------
@@ -221,26 +222,19 @@ def submission(state, available=None):
     """The chosen targets and the values each field holds, the same for the live check and for sending."""
     targets = compose.targets_from_keys(state.target_keys, available)
     plan = compose.field_plan(targets)
-    plan.shared = [_keep_no_default(p, plan.shared_users[p.name]) for p in plan.shared]
     shared = {p.name: shared_value(state, p, plan.shared_users[p.name]) for p in plan.shared}
     specific = {t.key: {p.name: specific_value(state, t, p) for p in plan.specific[t.key]} for t in targets}
     return Submission(targets, plan, shared, specific)
 
 
-def _keep_no_default(param, takers):
-    """field_plan's merge puts the first choice where the catalog has no default; but "no default" means the
-    provider decides (person_generation), so it stays empty unless someone chooses."""
-    if param.kind == "choice" and all(t.spec.param(param.name).default is None for t in takers):
-        return replace(param, default=None)
-    return param
-
-
 def live_checks(state, sub):
-    return compose.check_all(sub.targets, prompt=state.prompt or LIVE_PROMPT, negative_prompt=state.negative_prompt,
-                             shared=sub.shared, specific=sub.specific, images=state.images)
+    return compose.check_all(
+        sub.targets, prompt=state.prompt or LIVE_PROMPT, negative_prompt=state.negative_prompt,
+        shared=sub.shared, specific=sub.specific, images=state.images,
+    )
 
 
-# Display -------------------------------------------------------------------------------------------------------
+# Display ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -260,6 +254,8 @@ class FieldView:
     def options(self):
         """(value, label, selected); a value the choices do not hold is shown as such rather than replaced."""
         current = "" if self.value is None else str(self.value)
+        if current == "" and self.param.default is not None:
+            current = str(self.param.default)  # empty means the default, as the check reads it
         options = [(str(c), f"{c}{self.param.unit}", str(c) == current) for c in self.param.choices]
         if self.param.default is None:
             options.insert(0, ("", "Provider’s default", current == ""))
@@ -281,7 +277,11 @@ class FieldView:
 
     @property
     def allowed(self):
-        return self.param.describe_allowed() if self.param.kind == "int" else ""
+        """A range worth reading (1–16 s); a seed's 0–4294967295 is left to the input's own limits."""
+        param = self.param
+        if param.kind != "int" or param.maximum is None or param.maximum - param.minimum > 1000:
+            return ""
+        return param.describe_allowed()
 
 
 @dataclass
@@ -352,8 +352,8 @@ class ComposerView:
 
 
 def composer_view(state, *, project, user, read_only=False, refused=None, public_url=""):
-    """Everything the composer shows. When the server refused a submission its checks are shown (BatchRefused);
-    otherwise the live check runs on what is in the form now."""
+    """Everything the composer shows. When the server refused a submission its checks are shown
+    (BatchRefused); otherwise the live check runs on what is in the form now."""
     available = compose.available_targets()
     sub = submission(state, available)
     checks = refused.checks if refused else live_checks(state, sub)
@@ -371,17 +371,20 @@ def composer_view(state, *, project, user, read_only=False, refused=None, public
     sections = []
     for target in sub.targets:
         check = checks_by_key.get(target.key) or compose.TargetCheck(target)
-        fields = [FieldView(specific_name(target, p.name), dom_id("f", target.key, p.name), p,
-                            specific_value(state, target, p), error=p.name in problem_fields.get(target.key, ()))
-                  for p in sub.plan.specific[target.key]]
+        fields = [
+            FieldView(specific_name(target, p.name), dom_id("f", target.key, p.name), p,
+                      specific_value(state, target, p), error=p.name in problem_fields.get(target.key, ()))
+            for p in sub.plan.specific[target.key]
+        ]
         problems = [v.message for v in check.violations if v.field != "prompt"]
-        sections.append(SectionView(target, labels[target.key], fields, check, problems, target_note(target.spec)))
+        note = target_note(target.spec)
+        sections.append(SectionView(target, labels[target.key], fields, check, problems, note))
 
     negative_users = compose.takes_negative_prompt(sub.targets)
     negative = None
     if negative_users:
-        negative = FieldView("negative_prompt", "f-negative_prompt", catalog.negative_prompt(), state.negative_prompt,
-                             used_by=_used_by(negative_users, sub.targets, labels))
+        negative = FieldView("negative_prompt", "f-negative_prompt", catalog.negative_prompt(),
+                             state.negative_prompt, used_by=_used_by(negative_users, sub.targets, labels))
 
     shown = {f.param.name for f in shared_fields} | {f.param.name for s in sections for f in s.fields}
     carried = [(name, value) for name, value in state.values.items()
@@ -419,6 +422,8 @@ def _slots(state, sub, labels):
     for role in ROLES:
         users = sub.plan.image_users[role]
         chosen = state.images[role] if role == "reference_images" else [i for i in [state.images[role]] if i]
+        for image in chosen:
+            image.preview_url = preview_url(image)
         if not users:
             carried += [(role, image.pk) for image in chosen]
             continue
@@ -426,7 +431,8 @@ def _slots(state, sub, labels):
         if role == "reference_images":
             limit = "; ".join(f"{_reference_count(t.spec.images)} for {labels[t.key]}" for t in users)
         used_by = [labels[t.key] for t in users] if len(users) < len(sub.targets) else []
-        slots.append(SlotView(role, ROLE_LABELS[role], chosen, used_by, limit, state.image_errors.get(role, [])))
+        errors = state.image_errors.get(role, [])
+        slots.append(SlotView(role, ROLE_LABELS[role], chosen, used_by, limit, errors))
     for role, errors in state.image_errors.items():
         if role not in [s.role for s in slots]:
             slots.append(SlotView(role, ROLE_LABELS[role], [], [], "", errors))
@@ -452,7 +458,7 @@ def preview_url(image):
     return reverse("media_file", args=[image.project_id, image.file.name.removeprefix(prefix)])
 
 
-# Targets -----------------------------------------------------------------------------------------------------
+# Targets ----------------------------------------------------------------------------------------------------
 
 
 def target_groups(available, chosen):

@@ -18,7 +18,6 @@ from studio.providers.registry import model_spec
 from tests.browser.conftest import sign_in
 from tests.helpers import png_bytes
 # The real sandbox and its accounts, shared with the job tests (a conftest's fixtures reach only its folder).
-from tests.jobs.conftest import demo_project, sandbox_accounts, studio_for_sandbox  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +46,14 @@ def poller(monkeypatch):
     thread.join(timeout=60)
 
 
+def look(page, screenshot, name):
+    """A screenshot from the top, then the empty style="" Playwright leaves on inputs (it hides the caret
+    while shooting) is removed: htmx would copy it onto re-rendered fields, which the CSP rightly blocks."""
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, name)
+    page.evaluate("document.querySelectorAll('[style=\"\"]').forEach((el) => el.removeAttribute('style'))")
+
+
 def first_frame_colour(result):
     with av.open(result.file.path) as container:
         frame = next(container.decode(video=0))
@@ -67,8 +74,10 @@ def expected_total(params_by_target):
 
 
 def test_one_prompt_with_frames_to_three_providers_then_run_again(
-    live_server, page, screenshot, sandbox_accounts, demo_project, django_user_model, poller,
+    live_server, page, screenshot, sandbox, sandbox_accounts, demo_project, django_user_model, poller,
+    settings,
 ):
+    settings.STUDIO_SANDBOX_URL = sandbox.url  # the accounts are the sandbox's: no public-URL warning
     editor = django_user_model.objects.create_user("maya", "maya@studio.example", "harbour-lantern-5")
     Membership.objects.create(project=demo_project, user=editor, role=Role.EDITOR)
     keys = {target: f"{sandbox_accounts[target[0]].pk}:{target[1]}" for target in TARGETS}
@@ -88,20 +97,26 @@ def test_one_prompt_with_frames_to_three_providers_then_run_again(
 
     page.set_input_files("#f-first_frame-file", files=[
         {"name": "red.png", "mimeType": "image/png", "buffer": png_bytes(RED, size=(320, 180))}])
-    expect(page.locator("#slot-first_frame img")).to_have_count(1)
     page.set_input_files("#f-last_frame-file", files=[
         {"name": "blue.png", "mimeType": "image/png", "buffer": png_bytes(BLUE, size=(320, 180))}])
-    expect(page.locator("#slot-last_frame img")).to_have_count(1)
-    expect(page.locator("input[name=first_frame]")).to_have_count(1)
+    for role in ("first_frame", "last_frame"):
+        expect(page.locator(f"#slot-{role} .slot-image img")).to_have_count(1)
+        expect(page.locator(f"input[name={role}]")).to_have_count(1)
     expect(page.locator("#f-prompt")).to_have_value(PROMPT)
+    previews = page.locator(".slot-image img")
+    expect(previews).to_have_count(2)
+    page.wait_for_function("images => images.every((image) => image.complete && image.naturalWidth > 0)",
+                           arg=previews.element_handles())
+    expect(page.locator(".composer-warning")).to_have_count(0)
 
-    total = expected_total({("qingbo", "veo-3.1"): {"duration": 4}, ("uniall", "viduq3p-540p"): {"duration": 4},
+    total = expected_total({("qingbo", "veo-3.1"): {"duration": 4},
+                            ("uniall", "viduq3p-540p"): {"duration": 4},
                             ("veoquery", "veo3.1-fast"): {}})
     expect(page.locator(".composer-total strong")).to_have_text(f"{total:.2f} USD")
     expect(page.locator(".target-section .cost-bad")).to_have_count(0)
-    screenshot(page, "composer-1440")
+    look(page, screenshot, "composer-1440")
     page.set_viewport_size({"width": 1024, "height": 900})
-    screenshot(page, "composer-1024")
+    look(page, screenshot, "composer-1024")
     page.set_viewport_size({"width": 1440, "height": 900})
 
     page.locator("#f-prompt").press("Control+Enter")
@@ -112,16 +127,16 @@ def test_one_prompt_with_frames_to_three_providers_then_run_again(
     assert [(job.provider, job.model) for job in jobs] == TARGETS
     for job in jobs:
         expect(page.locator(f"#job-{job.pk} .state")).to_have_text("Succeeded", timeout=60_000)
-    assert page.evaluate("window.studioPageMarker") == "still the same page", "the cards update without a reload"
-    page.evaluate("window.scrollTo(0, 0)")
-    screenshot(page, "composer-submitted")
+    marker = page.evaluate("window.studioPageMarker")
+    assert marker == "still the same page", "the cards update without a reload"
+    look(page, screenshot, "composer-submitted")
 
     for job in jobs:
         job.refresh_from_db()
         assert job.state == JobState.SUCCEEDED, (job, job.error_message)
         assert sorted(job.images.values_list("role", flat=True)) == ["first_frame", "last_frame"]
         colour = first_frame_colour(job.results.get())
-        assert close_to(colour, RED), f"{job.provider}/{job.model} starts with {colour}, not the red first frame"
+        assert close_to(colour, RED), f"{job.provider}/{job.model} starts with {colour}, not red"
 
     original = jobs[1]
     page.locator(f"#job-{original.pk}").get_by_role("button", name="Run again").click()
@@ -130,7 +145,22 @@ def test_one_prompt_with_frames_to_three_providers_then_run_again(
     expect(page.locator("#job-grid .job-card").first).to_have_id(f"job-{again.pk}")
     assert (again.account_id, again.model, again.params, again.prompt_version_id) == (
         original.account_id, original.model, original.params, original.prompt_version_id)
-    assert list(again.images.values_list("role", "image_id")) == list(original.images.values_list("role", "image_id"))
+    frames = ("role", "image_id", "position")
+    assert list(again.images.values_list(*frames)) == list(original.images.values_list(*frames))
     expect(page.locator(f"#job-{again.pk} .state")).to_have_text("Succeeded", timeout=60_000)
     assert page.evaluate("window.studioPageMarker") == "still the same page"
+
+    page.locator(f"#job-{again.pk}").get_by_role("link", name="Edit and run").click()
+    expect(page.locator(".composer-banner-accent")).to_contain_text(f"Loaded from job {again.pk}")
+    expect(page.locator(f'input[name=targets][value="{keys[TARGETS[1]]}"]')).to_be_checked()
+    expect(page.locator("#f-duration")).to_have_value("4")
+    expect(page.locator(".slot-image img")).to_have_count(2)
+    page.locator(".composer-banner-accent").get_by_role("link", name="Undo").click()
+    expect(page.locator(".composer-banner-accent")).to_have_count(0)
+    expect(page.locator("#f-prompt")).to_have_value("")
+
+    page.goto(f"{live_server.url}/p/{demo_project.slug}/prompts/")
+    expect(page.locator(".prompt-version")).to_have_count(1)
+    expect(page.locator(".version-jobs li")).to_have_count(4)
+    screenshot(page, "prompt-history")
     page.console_errors.assert_none()

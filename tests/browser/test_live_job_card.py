@@ -11,7 +11,6 @@ from studio.jobs.models import Job, JobState
 from studio.projects.models import Membership, Role
 from tests.browser.conftest import sign_in
 # The real sandbox and its accounts, shared with the job tests (a conftest's fixtures reach only its folder).
-from tests.jobs.conftest import demo_project, sandbox_accounts, studio_for_sandbox  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

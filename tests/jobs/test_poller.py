@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone

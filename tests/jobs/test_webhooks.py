@@ -11,7 +11,6 @@ import threading
 from contextlib import contextmanager
 from datetime import timedelta
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone

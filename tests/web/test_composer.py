@@ -1,5 +1,5 @@
-"""The composer: fields from the catalog for every model, rules refused inline and on the server, images checked
-by content, roles enforced, prompt versions, and running a job again."""
+"""The composer: fields from the catalog for every model, rules refused inline and on the server, images
+checked by content, roles enforced, prompt versions, and running a job again."""
 
 import io
 import os
@@ -27,7 +27,7 @@ PROMPT = "A red kite over wheat fields at golden hour, slow dolly in"
 PEOPLE = ["outsider", "viewer", "editor", "owner"]
 
 
-# --- fixtures and helpers ---------------------------------------------------------------------------------------
+# --- fixtures and helpers -----------------------------------------------------------------------------------
 
 @pytest.fixture
 def team(django_user_model):
@@ -41,11 +41,12 @@ def team(django_user_model):
 
 @pytest.fixture
 def accounts(sandbox, settings):
-    """One enabled account per provider, all on the sandbox: anything sent would show in sandbox.requests()."""
+    """One enabled account per provider, all on the sandbox: whatever is sent shows in sandbox.requests()."""
     settings.STUDIO_SANDBOX_URL = sandbox.url
     made = {}
     for protocol in Protocol.values:
-        account = ProviderAccount(provider=protocol, name=f"sandbox-{protocol}", base_url=sandbox.base_url(protocol))
+        account = ProviderAccount(provider=protocol, name=f"sandbox-{protocol}",
+                                  base_url=sandbox.base_url(protocol))
         account.set_api_key(sandbox_key(protocol))
         account.save()
         made[protocol] = account
@@ -125,7 +126,7 @@ def text_of(response):
     return unescape(response.content.decode())
 
 
-# --- every model's form, from the catalog --------------------------------------------------------------------------
+# --- every model's form, from the catalog -------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda spec: spec.key)
 def test_every_model_gets_a_field_for_each_of_its_parameters(editor, accounts, spec):
@@ -201,7 +202,7 @@ def test_changing_targets_keeps_what_was_typed(editor, accounts):
     assert controls.one("seed", "input")["value"] == "42"
 
 
-# --- every rule: refused inline and on the server -------------------------------------------------------------------
+# --- every rule: refused inline and on the server -----------------------------------------------------------
 
 ATTEMPTS = [
     {"values": {"resolution": "1080p", "duration": "6"}, "images": ()},
@@ -251,7 +252,8 @@ def test_every_rule_is_named_inline_and_refused_on_the_server(editor, team, acco
     refused = client.post(url("composer_submit", project), data)
     assert refused.status_code == 422
     assert escape(message) in refused.content.decode()
-    assert Controls(refused.content.decode()).one("prompt", "textarea")["text"] == PROMPT, "nothing typed is lost"
+    kept = Controls(refused.content.decode()).one("prompt", "textarea")["text"]
+    assert kept == PROMPT, "nothing typed is lost"
     assert (Job.objects.count(), Batch.objects.count(), Prompt.objects.count()) == (0, 0, 0)
     assert sandbox.count() == 0
 
@@ -262,11 +264,14 @@ def out_of_bounds(param):
     return param.maximum + 1
 
 
-LIMITS = [(spec, param) for spec in all_specs() for param in spec.params if param.choices or param.maximum is not None]
+LIMITS = [(spec, param) for spec in all_specs() for param in spec.params
+          if param.choices or param.maximum is not None]
 
 
 @pytest.mark.parametrize("spec, param", LIMITS, ids=[f"{s.key}:{p.name}" for s, p in LIMITS])
-def test_every_parameter_limit_is_named_inline_and_refused_on_the_server(editor, team, accounts, sandbox, spec, param):
+def test_every_parameter_limit_is_named_inline_and_refused_on_the_server(
+    editor, team, accounts, sandbox, spec, param
+):
     client, project = editor
     data = composer_data(accounts, project, team[1]["editor"], spec, {param.name: out_of_bounds(param)}, ())
     with pytest.raises(ValidationFailed) as failure:
@@ -283,12 +288,13 @@ def test_a_prompt_and_a_model_are_needed(editor, accounts):
     client, project = editor
     no_model = client.post(url("composer_submit", project), {"prompt": PROMPT})
     assert "Choose at least one model" in text_of(no_model)
-    no_prompt = client.post(url("composer_submit", project), {"prompt": " ", "targets": key(accounts, "qingbo", "veo-3.0")})
+    target = key(accounts, "qingbo", "veo-3.0")
+    no_prompt = client.post(url("composer_submit", project), {"prompt": " ", "targets": target})
     assert "A prompt is required." in text_of(no_prompt)
     assert Job.objects.count() == 0
 
 
-# --- images -----------------------------------------------------------------------------------------------------------
+# --- images -------------------------------------------------------------------------------------------------
 
 def noisy_png(size=(64, 48)):
     image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
@@ -315,7 +321,9 @@ BAD_IMAGES = {
 
 
 @pytest.mark.parametrize("kind", BAD_IMAGES)
-def test_a_bad_image_is_refused_with_its_message_and_nothing_is_stored(editor, accounts, media_root, settings, kind):
+def test_a_bad_image_is_refused_with_its_message_and_nothing_is_stored(
+    editor, accounts, media_root, settings, kind
+):
     client, project = editor
     if kind == "oversized":
         settings.STUDIO_MAX_IMAGE_BYTES = 1000
@@ -341,8 +349,10 @@ def test_an_upload_shows_its_preview_and_carries_the_image_id(editor, team, acco
 
     image = ImageAsset.objects.get()
     assert Controls(response.content.decode()).values("first_frame") == [str(image.pk)]
-    preview = reverse("media_file", args=[project.pk, image.file.name.removeprefix(f"projects/{project.pk}/")])
-    assert f'src="{preview}"' in response.content.decode()
+    stored_as = image.file.name.removeprefix(f"projects/{project.pk}/")
+    preview = reverse("media_file", args=[project.pk, stored_as])
+    slot = response.content.decode().split('id="slot-first_frame"')[1].split("</figure>")[0]
+    assert f'<img src="{preview}"' in slot
     assert client.get(preview).status_code == 200
     client.force_login(team[1]["outsider"])
     assert client.get(preview).status_code == 404
@@ -388,7 +398,24 @@ def test_submitting_without_javascript_takes_the_files_along(editor, accounts):
     assert sorted(job.images.values_list("role", flat=True)) == ["first_frame", "last_frame"]
 
 
-# --- who may do what ------------------------------------------------------------------------------------------------
+def test_a_real_provider_that_fetches_images_warns_about_a_loopback_public_url(editor, settings):
+    client, project = editor
+    settings.STUDIO_PUBLIC_URL = "http://127.0.0.1:8000"
+    account = ProviderAccount(provider="uniall", name="uniall-live", base_url="https://api.uniall.example")
+    account.set_api_key("sk-live-not-used-0001")
+    account.save()
+    data = {"prompt": PROMPT, "targets": f"{account.pk}:viduq3p-540p"}
+
+    html = text_of(hx(client, "composer_fields", project, data))
+    warning = html.split('class="composer-warning"')[1].split("</p>")[0]
+    assert "uniall-live fetch images from the studio at STUDIO_PUBLIC_URL (http://127.0.0.1:8000)" in warning
+    assert html.index("composer-warning") < html.index('id="composer-send"'), "shown above the submit button"
+
+    settings.STUDIO_PUBLIC_URL = "https://8.8.8.8"
+    assert "composer-warning" not in text_of(hx(client, "composer_fields", project, data))
+
+
+# --- who may do what ----------------------------------------------------------------------------------------
 
 def test_viewers_see_the_composer_read_only(client, team, accounts):
     project, users = team
@@ -436,17 +463,18 @@ def test_viewers_get_403_on_every_composer_post(client, team, a_job, sandbox, en
     assert (Job.objects.count(), ImageAsset.objects.count(), sandbox.count()) == (1, 0, 0)
 
 
-@pytest.mark.parametrize("endpoint", ["fields", "upload", "submit", "run_again", "project_page", "prompt_history"])
+@pytest.mark.parametrize("endpoint",
+                         ["fields", "upload", "submit", "run_again", "project_page", "prompt_history"])
 def test_non_members_get_404_on_every_composer_endpoint(client, team, a_job, endpoint):
     project, users = team
     client.force_login(users["outsider"])
     method, address, data = endpoints(project, a_job)[endpoint]
-    response = getattr(client, method)(address, data) if data is not None else getattr(client, method)(address)
+    response = client.post(address, data) if method == "post" else client.get(address)
     assert response.status_code == 404
     assert (Job.objects.count(), ImageAsset.objects.count()) == (1, 0)
 
 
-# --- sending, prompt versions, restoring ---------------------------------------------------------------------------
+# --- sending, prompt versions, restoring --------------------------------------------------------------------
 
 def test_submit_shows_the_new_cards_at_once(editor, accounts):
     client, project = editor
@@ -476,7 +504,8 @@ def test_editing_a_sent_prompt_makes_a_new_version_and_unchanged_text_reuses_it(
     edited = PROMPT + ", fog rolling in"
     hx(client, "composer_submit", project, {**data, "prompt": edited, "prompt_id": prompt.pk})
     assert Prompt.objects.count() == 1
-    assert list(prompt.versions.order_by("number").values_list("number", "text")) == [(1, PROMPT), (2, edited)]
+    versions = prompt.versions.order_by("number").values_list("number", "text")
+    assert list(versions) == [(1, PROMPT), (2, edited)]
 
     hx(client, "composer_submit", project, {**data, "prompt": edited, "prompt_id": prompt.pk})
     assert prompt.versions.count() == 2
@@ -510,20 +539,22 @@ def test_the_history_lists_each_version_with_its_jobs(client, team, a_job):
     assert "Restore" not in html, "viewers cannot send, so nothing to restore into"
 
 
-# --- run again, edit and run, try another model --------------------------------------------------------------------
+# --- run again, edit and run, try another model -------------------------------------------------------------
 
 @pytest.fixture
 def framed_job(editor, team, accounts):
     """A job with parameters and a first and a last frame, on a prompt that has since been edited."""
     client, project = editor
     editor_user = team[1]["editor"]
-    red, blue = upload(project, editor_user, (220, 20, 20), "red.png"), upload(project, editor_user, (20, 40, 220), "b.png")
+    red = upload(project, editor_user, (220, 20, 20), "red.png")
+    blue = upload(project, editor_user, (20, 40, 220), "blue.png")
     target = key(accounts, "qingbo", "veo-3.1")
     data = {"prompt": PROMPT, "negative_prompt": "no text", "targets": target, "duration": "4", "seed": "7",
             "aspect_ratio": "9:16", "first_frame": red.pk, "last_frame": blue.pk}
     hx(client, "composer_submit", project, data)
     job = Job.objects.get()
-    hx(client, "composer_submit", project, {**data, "prompt": PROMPT + " again", "prompt_id": job.prompt_version.prompt_id})
+    edited = {**data, "prompt": PROMPT + " again", "prompt_id": job.prompt_version.prompt_id}
+    hx(client, "composer_submit", project, edited)
     return job
 
 
@@ -553,6 +584,14 @@ def test_run_again_from_the_job_page_opens_the_new_job(editor, framed_job):
     assert response.status_code == 302 and response["Location"] == url("job_detail", project, again.pk)
 
 
+def test_run_again_on_the_job_page_opens_the_new_job_with_htmx(editor, framed_job):
+    client, project = editor
+    response = hx(client, "job_run_again", project, {}, framed_job.pk,
+                  HTTP_HX_CURRENT_URL=f"http://testserver{url('job_detail', project, framed_job.pk)}")
+    again = Job.objects.order_by("-pk").first()
+    assert response["HX-Redirect"] == url("job_detail", project, again.pk)
+
+
 def test_edit_and_run_loads_the_job_into_the_composer(editor, framed_job):
     client, project = editor
     html = client.get(url("project_detail", project) + f"?from_job={framed_job.pk}").content.decode()
@@ -564,9 +603,10 @@ def test_edit_and_run_loads_the_job_into_the_composer(editor, framed_job):
     assert controls.one("negative_prompt", "textarea")["text"] == "no text"
     assert [o["value"] for o in controls.one("duration")["options"] if o["selected"]] == ["4"]
     assert controls.one("seed")["value"] == "7"
-    red, blue = JobImage.objects.filter(job=framed_job).order_by("position").values_list("image_id", flat=True)
+    frames = JobImage.objects.filter(job=framed_job).order_by("position")
+    red, blue = frames.values_list("image_id", flat=True)
     assert controls.values("first_frame") == [str(red)] and controls.values("last_frame") == [str(blue)]
-    assert f"Loaded from" in html and f"job {framed_job.pk}" in html
+    assert "Loaded from" in html and f"job {framed_job.pk}" in html
     assert f'href="{url("project_detail", project)}#composer">Undo' in html
 
 
@@ -578,11 +618,11 @@ def test_try_on_another_model_keeps_everything_but_the_target(editor, accounts, 
     assert controls.one("duration")["value"] == "4" and controls.one("seed")["value"] == "7"
 
     other = key(accounts, "uniall", "viduq3p-540p")
-    carried = {name: values[0]["value"] for name, values in controls.by_name.items()
-               if name in ("duration", "seed", "aspect_ratio", "first_frame", "last_frame", "prompt_id", "from_job",
-                           "negative_prompt")}
-    picked = Controls(hx(client, "composer_fields", project, {**carried, "prompt": PROMPT, "targets": other}).content
-                      .decode())
+    names = ("duration", "seed", "aspect_ratio", "first_frame", "last_frame", "prompt_id", "from_job",
+             "negative_prompt")
+    carried = {name: values[0]["value"] for name, values in controls.by_name.items() if name in names}
+    response = hx(client, "composer_fields", project, {**carried, "prompt": PROMPT, "targets": other})
+    picked = Controls(response.content.decode())
     assert picked.one("duration")["value"] == "4"
     assert [o["value"] for o in picked.one("aspect_ratio")["options"] if o["selected"]] == ["9:16"]
     assert picked.values("first_frame") == [carried["first_frame"]]

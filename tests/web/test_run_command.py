@@ -82,7 +82,7 @@ def test_runstudio_serves_pages_and_stopping_it_stops_every_process(tmp_path, st
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
         else:
             process.send_signal(signal.SIGTERM)  # what a supervisor does: only the parent is told
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=60)
     except BaseException:
         # honcho starts each process in its own session: a failed test must find them by their environment.
         for pid in processes_started_with(f"STUDIO_DATA_DIR={tmp_path}"):
