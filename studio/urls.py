@@ -30,7 +30,6 @@ urlpatterns = [
 urlpatterns += [
     path("p/<slug:slug>/compose/", compose_views.composer_submit, name="composer_submit"),
     path("p/<slug:slug>/compose/fields/", compose_views.composer_fields, name="composer_fields"),
-    path("p/<slug:slug>/compose/images/", compose_views.composer_upload, name="composer_upload"),
     path("p/<slug:slug>/prompts/", compose_views.prompt_history, name="prompt_history"),
     path("p/<slug:slug>/jobs/<int:job_id>/run-again/", compose_views.job_run_again, name="job_run_again"),
 ]

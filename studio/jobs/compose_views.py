@@ -43,17 +43,8 @@ def project_page(request, project, state, *, refused=None, status=200):
 
 @require_POST
 def composer_fields(request, slug):
-    """The fields for the chosen targets, checked, with everything typed so far kept. A file still waiting in
-    a file input (its upload was replaced by this newer request) is taken in too."""
-    project = project_for(request, slug, role=Role.EDITOR)
-    state = forms.state_from_post(request.POST, project=project, user=request.user)
-    forms.ingest_uploads(state, request.FILES, project=project, user=request.user)
-    return _fields_response(request, project, state)
-
-
-@require_POST
-def composer_upload(request, slug):
-    """Images dropped or picked for a slot: stored in the project's library (or refused, saying why)."""
+    """The fields for the chosen targets, checked, with everything typed so far kept. Images dropped or picked
+    for a slot arrive here too: stored in the project's library, or refused saying why."""
     project = project_for(request, slug, role=Role.EDITOR)
     state = forms.state_from_post(request.POST, project=project, user=request.user)
     forms.ingest_uploads(state, request.FILES, project=project, user=request.user)

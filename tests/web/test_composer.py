@@ -331,7 +331,7 @@ def test_a_bad_image_is_refused_with_its_message_and_nothing_is_stored(
     data = {"prompt": PROMPT, "targets": key(accounts, "qingbo", "veo-3.1"),
             "first_frame_file": SimpleUploadedFile(name, build())}
 
-    response = hx(client, "composer_upload", project, data)
+    response = hx(client, "composer_fields", project, data)
 
     assert response.status_code == 200
     assert message in text_of(response)
@@ -345,7 +345,7 @@ def test_an_upload_shows_its_preview_and_carries_the_image_id(editor, team, acco
     client, project = editor
     data = {"prompt": PROMPT, "targets": key(accounts, "qingbo", "veo-3.1"),
             "first_frame_file": SimpleUploadedFile("red.png", png_bytes((220, 20, 20)))}
-    response = hx(client, "composer_upload", project, data)
+    response = hx(client, "composer_fields", project, data)
 
     image = ImageAsset.objects.get()
     assert Controls(response.content.decode()).values("first_frame") == [str(image.pk)]
@@ -442,7 +442,7 @@ def endpoints(project, job):
             "first_frame_file": SimpleUploadedFile("red.png", png_bytes())}
     return {
         "fields": ("post", url("composer_fields", project), data),
-        "upload": ("post", url("composer_upload", project), data),
+        "upload": ("post", url("composer_fields", project), data),
         "submit": ("post", url("composer_submit", project), data),
         "run_again": ("post", url("job_run_again", project, job.pk), {}),
         "project_page": ("get", url("project_detail", project) + f"?from_job={job.pk}", None),
