@@ -52,7 +52,8 @@ def claim_due_jobs(owner, limit):
     if not ids:
         return []
     token = f"{owner}/{uuid.uuid4().hex[:12]}"
-    Job.objects.filter(pk__in=ids).filter(lease_is_free(now)).update(
+    # Re-check "due" too: another poller may have polled and rescheduled a job since it was listed.
+    Job.objects.filter(pk__in=ids, next_poll_at__lte=now).filter(lease_is_free(now)).update(
         lease_owner=token, lease_expires_at=now + timedelta(seconds=settings.STUDIO_LEASE_SECONDS)
     )
     return list(Job.objects.filter(lease_owner=token).select_related("account"))

@@ -3,7 +3,7 @@ their own process groups and always stopped, and CPU time read from /proc.
 
 Every process a benchmark starts is a session leader (start_new_session), so it and everything it forks
 (django-q2's sentinel, workers, monitor and pusher) share one process group whose id is the leader's pid:
-that group is what is measured, and what is stopped.
+that group is what is measured, and what is killed if its leader does not stop when asked.
 """
 
 import math
@@ -65,6 +65,39 @@ def thread_cpu(pid):
     return seconds
 
 
+WAIT_LABELS = [
+    (("futex",), "lock wait (GIL, queue, mutex) or idle"),
+    (("nanosleep",), "sleep (SQLite busy retry, time.sleep)"),
+    (("jbd2", "folio_wait", "wait_on_page", "sync_file", "file_write_and_wait", "io_schedule", "blk"),
+     "disk (fsync, page I/O)"),
+    (("wait_woken", "sk_wait", "do_sys_poll", "poll_schedule", "do_select", "ep_poll", "inet", "tcp",
+      "unix_stream"), "network"),
+]
+
+
+def thread_states(pid):
+    """What each thread of a process is doing now: "running" or a label for what the kernel says it waits on."""
+    states = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            state = _stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
+            with open(f"/proc/{pid}/task/{tid}/wchan") as handle:
+                wchan = handle.read().strip()
+        except (OSError, ValueError):
+            continue
+        if state == "R":
+            label = "running"
+        else:
+            label = next((name for parts, name in WAIT_LABELS if any(part in wchan for part in parts)),
+                         f"other ({wchan or state})")
+        states[int(tid)] = label
+    return states
+
+
 def self_cpu():
     times = os.times()
     return times.user + times.system
@@ -94,7 +127,7 @@ class World:
         self.processes = []
 
     def __enter__(self):
-        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        self._previous_sigterm = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
         return self
 
     def __exit__(self, *exc):
@@ -110,8 +143,8 @@ class World:
 
     def start(self, name, argv, env):
         log = open(self.dir / f"{name}.log", "w")
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
         process.name, process.log_path = name, self.dir / f"{name}.log"
         log.close()
         self.processes.append(process)
@@ -129,22 +162,30 @@ class World:
         wait_for(seen, timeout=timeout, what=f"“{text}” from {process.name}", interval=0.2)
 
     def stop(self, process, timeout=30):
-        """SIGTERM the process group, SIGKILL whatever is left of it after `timeout` seconds."""
+        """SIGTERM the leader (django-q2's main process then stops its sentinel and workers itself), SIGKILL
+        the whole group if it has not exited after `timeout` seconds. Returns whether SIGKILL was needed."""
         if process not in self.processes:
-            return
+            return False
         self.processes.remove(process)
-        _signal_group(process.pid, signal.SIGTERM)
+        killed = False
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            killed = True
             _signal_group(process.pid, signal.SIGKILL)
             process.wait()
-        # django-q2's children normally leave with their parent; make sure none is left behind.
+        # Children normally leave with their parent; make sure none is left behind.
         deadline = time.monotonic() + 10
         while group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if group_alive(process.pid):
+            killed = True
             _signal_group(process.pid, signal.SIGKILL)
+        return killed
 
     def stop_all(self):
         for process in reversed(list(self.processes)):
@@ -158,7 +199,7 @@ def _signal_group(pgid, sig):
         pass
 
 
-def _raise_keyboard_interrupt(signum, frame):
+def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -32,15 +32,15 @@ when every job has ended.
 What is measured, from outside the cluster (the sandbox's log and the database, never the cluster's code):
 
 * schedule lag of a poll = time the sandbox received the status GET − the job's `next_poll_at` at that
-  moment. The due time is recovered exactly: every poll writes a new `next_poll_at` together with
-  `poll_attempts + 1` (services.schedule_poll), so each status GET of a job was due at the value the row
-  held under the attempts count just before it. A thread of this script reads `(id, poll_attempts, next_poll_at)` of every job
-  every 0.5 s (one SELECT on its own read-only connection; WAL readers never block the cluster); a value
-  lives for a whole interval, so none is missed, and a poll whose due time was not seen is counted as
-  unresolved, not guessed. (Precisely: the first poll is due at the time this script wrote; the k-th
-  at the value held while poll_attempts was its value at that moment plus k − 1.) The arrival time is the sandbox's time.time() when it routed the request (same
-  clock as the database's timestamps), so the error is well under a millisecond; lag includes the
-  poller's HTTP round trip up to the sandbox's router.
+  moment. The due time is recovered exactly, not guessed: every poll writes its job's next
+  `next_poll_at` together with `poll_attempts + 1` (services.schedule_poll), and a thread of this script
+  reads `(id, poll_attempts, next_poll_at)` of every job every 0.5 s (one SELECT on its own read-only
+  connection; a WAL reader never blocks the cluster). The first poll of a job is due at the time this
+  script wrote; its k-th at the value the row held under poll_attempts = (its count then) + k − 1. A value
+  lives for a whole interval, so none is missed; a poll whose due time was not seen would be counted as
+  unresolved. The arrival time is the sandbox's time.time() when it routed the request, on the same clock
+  as the database's timestamps, so the error is well under a millisecond; lag includes the poller's own
+  HTTP round trip up to the sandbox's router.
 * detection latency = the JobEvent time of the job's transition to `downloading` − the sandbox task's
   `completes_at` (created_at + job seconds).
 * requests per job against the ideal = (1 submit + status GETs + downloads actually received by the
@@ -48,7 +48,14 @@ What is measured, from outside the cluster (the sandbox's log and the database, 
   which is what a punctual poller with the same first poll would need.
 * cluster CPU per poll = CPU seconds (utime + stime, /proc, summed over the qcluster process group)
   during the steady phase ÷ status GETs received in it. The cluster's idle rate (django-q2's own loops,
-  measured for a few seconds before polling starts) is reported too.
+  measured for a few seconds before polling starts) is reported too, and so are the CPU of the sandbox
+  and of this script, the split of the cluster's CPU between the poller's claiming loop (its main
+  thread), its step threads and django-q2's processes, and what the cluster's threads were doing
+  (running, or the kernel's wait channel: lock/GIL, SQLite's busy-retry sleep, network, disk) on average.
+
+In --webhooks mode the jobs are qingbo jobs that keep their webhook token, the studio's web app runs,
+the accounts poll only every 60 s (the first poll is due 60 s after submission, after every task has
+finished), and the figure is the same detection latency: completion to `downloading` in the database.
 """
 
 import argparse
@@ -60,11 +67,12 @@ import random
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 
 import httpx
@@ -104,18 +112,19 @@ def setup_django(env):
     call_command("migrate", verbosity=0)
 
 
-def start_sandbox(world, job_seconds, completion_spread):
+def start_sandbox(world, job_seconds, completion_spread, *, nagle=False):
     process = world.start("sandbox", [sys.executable, "-m", "tests.benchmarks.timed_sandbox", "--port", "0",
                                       "--job-seconds", str(job_seconds), "--tiny-videos", "--shared-clip",
                                       "--completion-spread", str(completion_spread),
-                                      "--media-dir", str(world.dir / "sandbox")], dict(os.environ))
+                                      "--media-dir", str(world.dir / "sandbox")] + (["--nagle"] if nagle else []),
+                          dict(os.environ))
     world.wait_for_log(process, "Sandbox listening on ", timeout=60)
     line = next(line for line in world.log_text(process).splitlines() if "Sandbox listening on " in line)
     return process, line.split("Sandbox listening on ", 1)[1].strip()
 
 
-def start_cluster(world, env):
-    process = world.start("cluster", [sys.executable, "manage.py", "qcluster"], env)
+def start_cluster(world, env, number=1):
+    process = world.start(f"cluster{number}", [sys.executable, "manage.py", "qcluster"], env)
     world.wait_for_log(process, "started with", timeout=90)
     return process
 
@@ -224,11 +233,12 @@ class Monitor(threading.Thread):
     def __init__(self, db_path, groups):
         super().__init__(name="monitor", daemon=True)
         self.db_path = db_path
-        self.groups = groups  # name -> pgid
+        self.groups = groups  # name -> [pgid, …] ("cluster" may be several qcluster processes)
         self.stopping = threading.Event()
         self.cpu = []  # (t, {group: seconds}, self seconds)
         self.per_pid = []  # (t, {pid: seconds}) of the cluster
         self.threads = []  # (t, {tid: seconds}) of the cluster's main process
+        self.waits = []  # (t, Counter of what the main process's poll threads are doing)
         self.due = defaultdict(dict)  # job id -> {poll_attempts: next_poll_at as Unix time}
         self.snapshot_seconds = []
 
@@ -245,15 +255,20 @@ class Monitor(threading.Thread):
     def sample(self, db):
         now = time.time()
         cpu = {}
-        for name, pgid in self.groups.items():
-            by_pid = harness.group_cpu(pgid)
+        for name, pgids in self.groups.items():
+            by_pid = {pid: seconds for pgid in pgids for pid, seconds in harness.group_cpu(pgid).items()}
             cpu[name] = sum(by_pid.values())
             if name == "cluster":
                 self.per_pid.append((now, by_pid))
-                self.threads.append((now, harness.thread_cpu(pgid)))
+                self.threads.append((now, {tid: seconds for pgid in pgids
+                                           for tid, seconds in harness.thread_cpu(pgid).items()}))
+                self.waits.append((now, Counter(label for pgid in pgids
+                                                for tid, label in harness.thread_states(pgid).items()
+                                                if tid != pgid)))
         self.cpu.append((now, cpu, harness.self_cpu()))
         began = time.perf_counter()
-        rows = db.execute("SELECT id, poll_attempts, next_poll_at FROM jobs_job WHERE next_poll_at IS NOT NULL").fetchall()
+        rows = db.execute(
+            "SELECT id, poll_attempts, next_poll_at FROM jobs_job WHERE next_poll_at IS NOT NULL").fetchall()
         self.snapshot_seconds.append(time.perf_counter() - began)
         for pk, attempts, value in rows:
             seen = self.due[pk]
@@ -344,9 +359,11 @@ def run(options):
         web_port = harness.free_port() if webhooks else None
         env = harness.studio_env(world.dir, debug=options.debug,
                                  STUDIO_POLL_THREADS=options.poll_threads,
-                                 STUDIO_PUBLIC_URL=f"http://127.0.0.1:{web_port}" if webhooks else "http://127.0.0.1:9")
+                                 # Polling-mode jobs have no webhook token; port 9 (discard) answers nothing anyway.
+                                 STUDIO_PUBLIC_URL=f"http://127.0.0.1:{web_port or 9}")
         os.environ.update(env)
-        sandbox, sandbox_url = start_sandbox(world, options.job_seconds, options.completion_spread)
+        sandbox, sandbox_url = start_sandbox(world, options.job_seconds, options.completion_spread,
+                                             nagle=options.sandbox_nagle)
         env["STUDIO_SANDBOX_URL"] = sandbox_url
         setup_django(env)
         from django.conf import settings
@@ -356,13 +373,14 @@ def run(options):
         db_path = settings.DATABASES["default"]["NAME"]
         project, accounts = make_accounts(protocols, sandbox_url, options.interval)
         print(f"world: {world.dir}; sandbox {sandbox_url}; {options.jobs} jobs on {', '.join(protocols)}; "
+              f"{options.clusters} cluster(s); "
               f"interval {options.interval} s; job seconds {options.job_seconds}", flush=True)
-        groups = {"sandbox": sandbox.pid}
-        web = cluster = None
+        groups = {"sandbox": [sandbox.pid]}
+        web, clusters = None, []
         if webhooks:
             web = start_web(world, env, web_port)
-            cluster = start_cluster(world, env)
-            groups.update(cluster=cluster.pid, web=web.pid)
+            clusters = [start_cluster(world, env, n + 1) for n in range(options.clusters)]
+            groups.update(cluster=[c.pid for c in clusters], web=[web.pid])
 
         ids = create_jobs(project, accounts, options.jobs, webhooks=webhooks)
         created = time.time()
@@ -380,8 +398,8 @@ def run(options):
         if not webhooks:
             park = time.time() + 86400
             set_due_times({pk: park for pk in ids})
-            cluster = start_cluster(world, env)
-            groups["cluster"] = cluster.pid
+            clusters = [start_cluster(world, env, n + 1) for n in range(options.clusters)]
+            groups["cluster"] = [c.pid for c in clusters]
             monitor = Monitor(db_path, groups)
             monitor.start()
             time.sleep(IDLE_BASELINE_SECONDS)
@@ -396,6 +414,10 @@ def run(options):
             base_attempts = dict(Job.objects.filter(pk__in=ids).values_list("pk", "poll_attempts"))
             poll_start = start_at
         else:
+            # Jobs keep the first poll job_submit gave them (poll_seconds later); a job still running then is
+            # polled on schedule, so a punctual studio needs those polls too (see `needed_polls`).
+            first_due = {pk: when.timestamp() for pk, when in
+                         Job.objects.filter(pk__in=ids, next_poll_at__isnull=False).values_list("pk", "next_poll_at")}
             poll_start = created
 
         last_completion = max(task["completes_at"] for task in tasks.values())
@@ -405,16 +427,18 @@ def run(options):
         monitor.stop()
         tasks, log = fetch_sandbox(sandbox_url)
         jobs = list(Job.objects.filter(pk__in=ids).values("pk", "provider_task_id", "state", "finished_at",
-                                                          "error_message"))
+                                                          "error_message", "webhook_received_at"))
         downloading = downloading_times(ids)
         stopping = time.monotonic()
-        for process in [cluster, web]:
-            if process is not None:
-                world.stop(process)
-        cluster_log = world.log_text(cluster)
+        cluster_killed = any([world.stop(cluster) for cluster in clusters])
+        stop_seconds = time.monotonic() - stopping
+        if web is not None:
+            world.stop(web)
+        cluster_log = "\n".join(world.log_text(cluster) for cluster in clusters)
         world.stop(sandbox)
         print(f"polling began {poll_start - began_wall:.1f} s after start; all settled {ended - poll_start:.1f} s "
-              f"later; processes stopped in {time.monotonic() - stopping:.1f} s", flush=True)
+              f"later; the cluster stopped {stop_seconds:.1f} s after SIGTERM"
+              + (" (it did not stop by itself: SIGKILLed)" if cluster_killed else ""), flush=True)
 
         figures = analyse(options, jobs=jobs, tasks=tasks, log=log, monitor=monitor, downloading=downloading,
                           first_due=first_due, base_attempts=base_attempts, poll_start=poll_start, ended=ended)
@@ -423,7 +447,9 @@ def run(options):
                        protocols=protocols, webhooks=webhooks, settled=settled, states=dict(states),
                        submit_seconds=round(submit_seconds, 1), idle_cluster_cores=idle_rate,
                        run_seconds=round(time.time() - began_wall, 1), debug=options.debug,
-                       poll_threads=options.poll_threads,
+                       sandbox_nagle=options.sandbox_nagle, cluster_stop_seconds=round(stop_seconds, 1),
+                       cluster_killed=cluster_killed,
+                       poll_threads=options.poll_threads, clusters=options.clusters,
                        cluster_errors=[line for line in cluster_log.splitlines()
                                        if " ERROR " in line or "Traceback" in line][:10],
                        failed_jobs=[j["error_message"] for j in jobs if j["state"] == "failed"][:5])
@@ -452,7 +478,8 @@ def analyse(options, *, jobs, tasks, log, monitor, downloading, first_due, base_
     unresolved = 0
     actual = ideal = 0
     per_job_ratio = []
-    detection, stored = [], []
+    detection, stored, keeping = [], [], []
+    callbacks, woken = [], []  # completion → callback recorded; callback recorded → downloading
     for task_id, job in job_by_task.items():
         pk = job["pk"]
         task = tasks[task_id]
@@ -475,22 +502,35 @@ def analyse(options, *, jobs, tasks, log, monitor, downloading, first_due, base_
         per_job_ratio.append(job_actual / job_ideal)
         if pk in downloading:
             detection.append(downloading[pk] - completes)
+        if job["webhook_received_at"] is not None:
+            callback_at = job["webhook_received_at"].timestamp()
+            callbacks.append(callback_at - completes)
+            if pk in downloading:
+                woken.append(downloading[pk] - callback_at)
         if job["finished_at"] is not None and job["state"] == "succeeded":
             stored.append(job["finished_at"].timestamp() - completes)
+            if pk in downloading:
+                keeping.append(job["finished_at"].timestamp() - downloading[pk])
 
+    # Two status GETs of one job far closer together than the backoff allows (≥ 0.85 × interval): the job
+    # was claimed again right after a poll, which only a claim that does not re-check the due time allows.
+    repeats = sum(1 for gets in statuses.values() for a, b in zip(sorted(gets), sorted(gets)[1:])
+                  if b - a < 0.5 * interval)
     steady_end = min(first_completion, ended)
     steady_polls = sum(1 for gets in statuses.values() for at in gets if poll_start <= at < steady_end)
     all_polls = sum(len(gets) for gets in statuses.values())
     figures = {
         "polls": all_polls, "downloads": sum(downloads.values()), "submits": submits,
-        "unresolved_lags": unresolved,
+        "unresolved_lags": unresolved, "repeat_polls": repeats,
         "detection": summary(detection), "stored_after_completion": summary(stored),
+        "download_step": summary(keeping),
+        "callback_arrival": summary(callbacks), "callback_to_downloading": summary(woken),
         "requests_actual": actual, "requests_ideal": ideal,
         "request_ratio": actual / ideal if ideal else None,
         "request_ratio_worst_job": max(per_job_ratio) if per_job_ratio else None,
         "snapshot_ms_p95": 1000 * (percentile(monitor.snapshot_seconds, 95) or 0),
         "first_completion_after_start": first_completion - poll_start,
-        "lag_timeline": lag_timeline(samples),
+        "lag_timeline": lag_timeline(samples, [at - poll_start for at in downloading.values()]),
     }
     if options.raw:
         options.raw.write_text(json.dumps({"lags": sorted(samples), "cpu": monitor.cpu}))
@@ -506,23 +546,50 @@ def analyse(options, *, jobs, tasks, log, monitor, downloading, first_due, base_
         cpu = {name: monitor.cpu_at(steady_end, name) - monitor.cpu_at(poll_start, name) for name in monitor.groups}
         figures["steady_poll_rate"] = steady_polls / window
         figures["steady_cores"] = {name: seconds / window for name, seconds in cpu.items()}
-        figures["steady_cores"]["benchmark"] = (monitor.self_cpu_at(steady_end) - monitor.self_cpu_at(poll_start)) / window
+        own = monitor.self_cpu_at(steady_end) - monitor.self_cpu_at(poll_start)
+        figures["steady_cores"]["benchmark"] = own / window
         figures["cpu_ms_per_poll"] = 1000 * cpu["cluster"] / steady_polls if steady_polls else None
         figures["cluster_breakdown"] = cluster_breakdown(monitor, poll_start, steady_end, window)
+    figures["thread_waits"] = {
+        "steady": thread_waits(monitor, poll_start, steady_end),
+        "completion": thread_waits(monitor, steady_end, ended),
+    }
+    downloads_made = sum(downloads.values())
+    if window > 0 and steady_polls and downloads_made and ended > steady_end:
+        completion_cpu = monitor.cpu_at(ended, "cluster") - monitor.cpu_at(steady_end, "cluster")
+        completion_polls = all_polls - steady_polls
+        figures["cpu_ms_per_download_estimate"] = 1000 * max(
+            0.0, completion_cpu - completion_polls * figures["cpu_ms_per_poll"] / 1000) / downloads_made
+        figures["completion_cores"] = completion_cpu / (ended - steady_end)
     whole = ended - poll_start
     cluster_whole = monitor.cpu_at(ended, "cluster") - monitor.cpu_at(poll_start, "cluster")
+    if whole > 0:
+        figures["whole_cores"] = {name: (monitor.cpu_at(ended, name) - monitor.cpu_at(poll_start, name)) / whole
+                                  for name in monitor.groups}
     figures["whole_cluster_cpu_seconds"] = cluster_whole
     figures["whole_cluster_cores"] = cluster_whole / whole if whole > 0 else None
     figures["cpu_ms_per_request_whole"] = 1000 * cluster_whole / (all_polls + sum(downloads.values()) or 1)
     return figures
 
 
-def lag_timeline(samples, bucket=5.0):
-    """p95 lag of the polls made in each `bucket` seconds since polling began: shows a backlog building."""
-    buckets = defaultdict(list)
+def lag_timeline(samples, detected, bucket=5.0):
+    """Per `bucket` seconds since polling began: polls, their p95 lag, and jobs found finished (each of which
+    then downloads, probes and makes a poster on one of the poller's threads)."""
+    buckets, found = defaultdict(list), Counter(int(at // bucket) for at in detected)
     for arrived, lag in samples:
         buckets[int(arrived // bucket)].append(lag)
-    return [(index * bucket, len(lags), percentile(lags, 95)) for index, lags in sorted(buckets.items())]
+    return [(index * bucket, len(lags), percentile(lags, 95), found[index])
+            for index, lags in sorted(buckets.items())]
+
+
+def thread_waits(monitor, start, end):
+    """On average over the samples in [start, end), how many of the cluster's non-main threads (the poller's
+    16, plus a few of django-q2's and httpx's) were in each state."""
+    samples = [counts for t, counts in monitor.waits if start <= t < end]
+    total = Counter()
+    for counts in samples:
+        total.update(counts)
+    return {label: round(count / len(samples), 2) for label, count in total.most_common()} if samples else {}
 
 
 def cluster_breakdown(monitor, start, end, window):
@@ -532,15 +599,15 @@ def cluster_breakdown(monitor, start, end, window):
     def nearest(series, when):
         return min(series, key=lambda sample: abs(sample[0] - when))[1]
 
-    leader = monitor.groups["cluster"]
+    leaders = set(monitor.groups["cluster"])
     before, after = nearest(monitor.per_pid, start), nearest(monitor.per_pid, end)
-    main = after.get(leader, 0) - before.get(leader, 0)
-    children = sum(after.get(pid, 0) - before.get(pid, 0) for pid in after if pid != leader)
+    main = sum(after.get(pid, 0) - before.get(pid, 0) for pid in leaders)
+    children = sum(after.get(pid, 0) - before.get(pid, 0) for pid in after if pid not in leaders)
     threads_before, threads_after = nearest(monitor.threads, start), nearest(monitor.threads, end)
-    loop = threads_after.get(leader, 0) - threads_before.get(leader, 0)
+    loop = sum(threads_after.get(pid, 0) - threads_before.get(pid, 0) for pid in leaders)
     return {"main_process": main / window, "poller_loop_thread": loop / window,
             "poll_step_threads": (main - loop) / window, "django_q_children": children / window,
-            "django_q_child_count": len(after) - 1}
+            "django_q_child_count": len(after) - len(leaders)}
 
 
 def summary(values):
@@ -572,7 +639,8 @@ def report(f, *, timeline=False):
     print()
     mode = "webhooks (qingbo callbacks)" if f["webhooks"] else "polling"
     print(f"== {mode}: {f['jobs']} jobs, interval {f['interval']} s, job {f['job_seconds']} s, "
-          f"{f['poll_threads']} poll threads, DEBUG {'on' if f['debug'] else 'off'}, run took {f['run_seconds']} s ==")
+          f"{f['clusters']} cluster(s) × {f['poll_threads']} poll threads, DEBUG {'on' if f['debug'] else 'off'}"
+          f"{', sandbox with Nagle stalls' if f.get('sandbox_nagle') else ''}, run took {f['run_seconds']} s ==")
     print(f"jobs at the end: {f['states']}" + ("" if f["settled"] else "   (NOT all finished before the deadline)"))
     if f["failed_jobs"]:
         print(f"failures: {f['failed_jobs']}")
@@ -583,6 +651,10 @@ def report(f, *, timeline=False):
         p95 = f["detection"].get("p95")
         rows.append(("webhook completion → DB (→ downloading)", stats_line(f["detection"]),
                      f"p95 ≤ {TARGET_WEBHOOK_P95} s: {verdict(p95 is not None and p95 <= TARGET_WEBHOOK_P95)}"))
+        rows.append(("  completion → callback recorded (web app)", stats_line(f["callback_arrival"]), ""))
+        rows.append(("  callback recorded → downloading (poller)", stats_line(f["callback_to_downloading"]), ""))
+        cores = f.get("whole_cores", {})
+        rows.append(("CPU cores used (whole run)", ", ".join(f"{k} {v:.2f}" for k, v in cores.items()), ""))
     else:
         steady = f["lag_steady"]
         p95 = steady.get("p95")
@@ -592,11 +664,12 @@ def report(f, *, timeline=False):
         rows.append(("schedule lag, all polls", stats_line(f["lag_all"]), ""))
         rows.append(("detection latency (completion → DB)", stats_line(f["detection"]), "(no target)"))
     rows.append(("completion → video stored", stats_line(f["stored_after_completion"]), ""))
+    rows.append(("download step (→ downloading to stored)", stats_line(f["download_step"]), ""))
     ratio = f["request_ratio"]
     rows.append(("upstream requests / ideal",
                  f"{f['requests_actual']} / {f['requests_ideal']} = {fmt(ratio, '', 3)}  "
-                 f"(worst job {fmt(f['request_ratio_worst_job'], '', 2)}; {f['submits']} submits, {f['polls']} status, "
-                 f"{f['downloads']} downloads)",
+                 f"(worst job {fmt(f['request_ratio_worst_job'], '', 2)}; {f['submits']} submits, "
+                 f"{f['polls']} status, {f['downloads']} downloads)",
                  f"≤ {TARGET_REQUEST_RATIO}: {verdict(ratio is not None and ratio <= TARGET_REQUEST_RATIO)}"))
     if not f["webhooks"]:
         rows.append(("cluster CPU per poll (steady)", fmt(f.get("cpu_ms_per_poll"), "ms", 2), ""))
@@ -610,60 +683,102 @@ def report(f, *, timeline=False):
             rows.append(("  of the cluster", f"poller loop thread {b['poller_loop_thread']:.2f}, poll step threads "
                          f"{b['poll_step_threads']:.2f}, django-q2 children ({b['django_q_child_count']}) "
                          f"{b['django_q_children']:.2f}", ""))
+        for phase, waits in f.get("thread_waits", {}).items():
+            rows.append((f"  its other threads, {phase} (avg)", ", ".join(f"{k} {v}" for k, v in waits.items()), ""))
         rows.append(("cluster idle (before polling)", fmt(f["idle_cluster_cores"], "cores", 3), ""))
+        if "cpu_ms_per_download_estimate" in f:
+            rows.append(("cluster CPU per download (estimate)",
+                         f"{f['cpu_ms_per_download_estimate']:.0f} ms (completion-phase CPU less its polls at the "
+                         f"steady cost; the cluster used {f['completion_cores']:.2f} cores then)", ""))
         rows.append(("cluster CPU whole run", f"{f['whole_cluster_cpu_seconds']:.1f} s "
                      f"({fmt(f['cpu_ms_per_request_whole'], 'ms', 2)} per status/download request)", ""))
         rows.append(("unresolved lag samples", str(f["unresolved_lags"]), ""))
+        rows.append(("repeat polls (< interval/2 after the last)", str(f["repeat_polls"]), ""))
     rows.append(("jobs submitted in", f"{f['submit_seconds']} s", ""))
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:
         print(f"{name:<{width}}  {value}   {target}".rstrip())
     if timeline and f.get("lag_timeline"):
-        print(f"lag p95 per 5 s of polling (first completion at +{f['first_completion_after_start']:.0f} s):")
-        print("  " + "  ".join(f"+{t:.0f}s:{p95:.2f}({n})" for t, n, p95 in f["lag_timeline"]))
+        print(f"per 5 s of polling (first completion at +{f['first_completion_after_start']:.0f} s): "
+              f"+start: lag p95 (polls, jobs found finished)")
+        line = ""
+        for t, n, p95, found in f["lag_timeline"]:
+            line += f"  +{t:.0f}:{p95:.2f}s({n},{found})"
+            if len(line) > 100:
+                print(line)
+                line = ""
+        if line:
+            print(line)
 
 
 # Finding the largest N ------------------------------------------------------------------------------------
+
+
+def holds(figures):
+    p95 = figures["lag_steady"].get("p95")
+    return p95 is not None and p95 <= TARGET_LAG_P95 and figures["settled"]
+
+
+def run_child(options, jobs):
+    """One run in a fresh process (a fresh world and a fresh Django); its figures, or None if it broke."""
+    out = Path(tempfile.gettempdir()) / f"poll_at_scale-{os.getpid()}-{jobs}.json"
+    argv = [sys.executable, "-m", "tests.benchmarks.poll_at_scale", "--jobs", str(jobs),
+            "--interval", str(options.interval), "--job-seconds", str(options.job_seconds),
+            "--completion-spread", str(options.completion_spread), "--timeline",
+            "--poll-threads", str(options.poll_threads), "--clusters", str(options.clusters), "--json", str(out),
+            "--protocols", ",".join(options.protocols)] + (["--debug"] if options.debug else []) + (
+                ["--sandbox-nagle"] if options.sandbox_nagle else [])
+    print(f"\n--- N = {jobs} ---", flush=True)
+    child = subprocess.Popen(argv, cwd=harness.ROOT)
+    try:
+        child.wait()
+    except BaseException:
+        child.terminate()  # it stops its own processes on SIGTERM
+        child.wait(timeout=120)
+        raise
+    if child.returncode != 0 or not out.exists():
+        print(f"the run with N = {jobs} did not complete (exit {child.returncode})")
+        return None
+    figures = json.loads(out.read_text())
+    out.unlink()
+    return figures
 
 
 def find_max(options):
     held, results = None, []
     jobs = FIND_MAX_START
     while jobs <= options.max_jobs:
-        out = Path(f"/tmp/poll_at_scale-{os.getpid()}-{jobs}.json")
-        argv = [sys.executable, "-m", "tests.benchmarks.poll_at_scale", "--jobs", str(jobs),
-                "--interval", str(options.interval), "--job-seconds", str(options.job_seconds),
-                "--completion-spread", str(options.completion_spread),
-                "--poll-threads", str(options.poll_threads), "--json", str(out),
-                "--protocols", ",".join(options.protocols)] + (["--debug"] if options.debug else [])
-        print(f"\n--- N = {jobs} ---", flush=True)
-        child = subprocess.Popen(argv, cwd=harness.ROOT)
-        try:
-            child.wait()
-        except BaseException:
-            child.terminate()
-            child.wait(timeout=120)
-            raise
-        if child.returncode != 0 or not out.exists():
-            print(f"the run with N = {jobs} did not complete (exit {child.returncode}); stopping")
+        figures = run_child(options, jobs)
+        if figures is None:
             break
-        figures = json.loads(out.read_text())
-        out.unlink()
         results.append(figures)
-        p95 = figures["lag_steady"].get("p95")
-        if p95 is None or p95 > TARGET_LAG_P95 or not figures["settled"]:
+        if not holds(figures):
             break
         held = jobs
         jobs *= 2
+    failed = next((f["jobs"] for f in results if not holds(f)), None)
+    for _ in range(options.refine):
+        if held is None or failed is None or failed - held <= 100:
+            break
+        jobs = (held + failed) // 2 // 50 * 50
+        figures = run_child(options, jobs)
+        if figures is None:
+            break
+        results.append(figures)
+        if holds(figures):
+            held = jobs
+        else:
+            failed = jobs
     print("\n== find-max summary ==")
     print(f"{'N':>6}  {'lag p50':>8}  {'lag p95':>8}  {'lag max':>8}  {'req/ideal':>9}  {'ms/poll':>7}  "
           f"{'cluster cores':>13}  {'detect p95':>10}")
-    for f in results:
+    for f in sorted(results, key=lambda f: f["jobs"]):
         lag = f["lag_steady"]
         print(f"{f['jobs']:>6}  {lag.get('p50', 0):8.3f}  {lag.get('p95', 0):8.3f}  {lag.get('max', 0):8.3f}  "
               f"{f['request_ratio']:9.3f}  {f.get('cpu_ms_per_poll') or 0:7.2f}  "
               f"{f.get('steady_cores', {}).get('cluster', 0):13.2f}  {f['detection'].get('p95', 0):10.3f}")
-    print(f"largest N that held lag p95 ≤ {TARGET_LAG_P95} s (doubling from {FIND_MAX_START}): {held}")
+    print(f"largest N that held steady lag p95 ≤ {TARGET_LAG_P95} s (doubling from {FIND_MAX_START}"
+          f"{f', then {options.refine} bisection steps' if options.refine else ''}): {held}")
     return held
 
 
@@ -674,17 +789,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, help="jobs in flight (default 1000; 200 with --webhooks)")
     parser.add_argument("--interval", type=float, help="the accounts' poll_seconds (default 5; 60 with --webhooks)")
-    parser.add_argument("--job-seconds", type=float, help="how long each sandbox task runs (default 60; 20 with --webhooks)")
+    parser.add_argument("--job-seconds", type=float,
+                        help="how long each sandbox task runs at least (default 60; 20 with --webhooks)")
     parser.add_argument("--find-max", action="store_true", help="double N from 250 until steady lag p95 > 1 s")
     parser.add_argument("--max-jobs", type=int, default=16000, help="stop --find-max here")
+    parser.add_argument("--refine", type=int, default=0,
+                        help="after doubling, bisect this many times between the last N that held and the first "
+                             "that did not (to the nearest 50)")
     parser.add_argument("--webhooks", action="store_true", help="measure callback → database latency (qingbo)")
     parser.add_argument("--protocols", type=lambda v: [p for p in v.split(",") if p],
                         default=list(PROTOCOL_MODELS), help="comma-separated, of " + ",".join(PROTOCOL_MODELS))
     parser.add_argument("--poll-threads", type=int, default=16, help="STUDIO_POLL_THREADS for the cluster")
+    parser.add_argument("--clusters", type=int, default=1,
+                        help="run this many `manage.py qcluster` processes (the poller shares work by leases)")
     parser.add_argument("--completion-spread", type=float,
                         help="each task runs job-seconds plus a random 0..this many seconds, so completions arrive "
                              "at about jobs/spread per second (default 60; 20 with --webhooks)")
     parser.add_argument("--debug", action="store_true", help="run the studio with DEBUG on (off by default)")
+    parser.add_argument("--sandbox-nagle", action="store_true",
+                        help="let the sandbox stall ~40 ms per answer as the stock one does (see timed_sandbox.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory (and logs)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
