@@ -69,8 +69,9 @@ def job_create(*, project, user, account, model, params, first_frame=None, last_
             project=project, batch=batch, prompt_version=prompt_version, account=account, provider=account.provider,
             model=model, params=clean, cost_estimate=cost, currency=currency, created_by=user,
             webhook_token=secrets.token_urlsafe(32),
-            # The submit task normally runs within a second; should it be lost, the poller sends the job then.
-            next_poll_at=timezone.now() + timedelta(seconds=SUBMIT_FALLBACK_SECONDS),
+            # A queued submit task normally runs within a second; should it be lost, the poller sends the job
+            # after the fallback delay. Without a task (the command line's --wait), the job is due at once.
+            next_poll_at=timezone.now() + timedelta(seconds=SUBMIT_FALLBACK_SECONDS if enqueue else 0),
         )
         roles = [(JobImage.Role.FIRST_FRAME, first_frame), (JobImage.Role.LAST_FRAME, last_frame)]
         roles += [(JobImage.Role.REFERENCE, image) for image in references]
