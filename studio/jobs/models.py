@@ -111,12 +111,11 @@ class Job(models.Model):
             updated = Job.objects.filter(pk=self.pk, state__in=list(allowed_from)).update(state=to_state, **fields)
             if updated != 1:
                 return False
-            from_state = Job.objects.filter(pk=self.pk).values_list("state", flat=True).get()
             JobEvent.objects.create(job=self, from_state=self.state, to_state=to_state, message=message, payload=payload)
         self.state = to_state
         for name, value in fields.items():
             setattr(self, name, value)
-        return from_state == to_state
+        return True
 
     def record(self, message, payload=None):
         """A line of history without a state change (a provider answer, a retry, a note)."""

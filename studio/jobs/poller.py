@@ -39,10 +39,7 @@ def lease_is_free(now):
 def due_jobs(now):
     """Jobs whose next step is due: waiting to be (re)submitted, in flight, or failed on a deadline but
     still worth a look in case the provider finishes after all."""
-    return Job.objects.filter(
-        Q(state__in=POLLED_STATES + [JobState.QUEUED]) | Q(state=JobState.FAILED, timed_out_at__isnull=False),
-        next_poll_at__lte=now,
-    ).filter(lease_is_free(now))
+    return due_candidates().filter(next_poll_at__lte=now).filter(lease_is_free(now))
 
 
 def claim_due_jobs(owner, limit):
@@ -96,6 +93,7 @@ def seconds_until_next_due():
 
 
 def due_candidates():
+    """Jobs the poller looks after at all, due now or later."""
     return Job.objects.filter(
         Q(state__in=POLLED_STATES + [JobState.QUEUED]) | Q(state=JobState.FAILED, timed_out_at__isnull=False),
         next_poll_at__isnull=False,
