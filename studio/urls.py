@@ -7,6 +7,7 @@ from studio.jobs.webhooks import job_webhook
 from studio.jobs import views as job_views
 from studio.jobs import compose_views
 from studio.projects import views as project_views
+from studio.review import views as review_views
 
 urlpatterns = [
     path("", project_views.project_list, name="project_list"),
@@ -32,6 +33,23 @@ urlpatterns += [
     path("p/<slug:slug>/compose/fields/", compose_views.composer_fields, name="composer_fields"),
     path("p/<slug:slug>/prompts/", compose_views.prompt_history, name="prompt_history"),
     path("p/<slug:slug>/jobs/<int:job_id>/run-again/", compose_views.job_run_again, name="job_run_again"),
+]
+
+urlpatterns += [
+    path("p/<slug:slug>/gallery/", review_views.gallery, name="gallery"),
+    path("p/<slug:slug>/results/<int:result_id>/", review_views.result_detail, name="result_detail"),
+    path("p/<slug:slug>/results/<int:result_id>/rating/", review_views.result_rate, name="result_rate"),
+    path("p/<slug:slug>/results/<int:result_id>/review-state/", review_views.result_review_state,
+         name="result_review_state"),
+    path("p/<slug:slug>/results/<int:result_id>/comments/", review_views.result_comment, name="result_comment"),
+    path("p/<slug:slug>/results/<int:result_id>/comments/<int:comment_id>/delete/", review_views.comment_delete,
+         name="comment_delete"),
+    path("p/<slug:slug>/comparisons/", review_views.comparison_list, name="comparison_list"),
+    path("p/<slug:slug>/comparisons/new/", review_views.comparison_create, name="comparison_create"),
+    path("p/<slug:slug>/comparisons/<int:comparison_id>/", review_views.comparison_detail, name="comparison_detail"),
+    path("p/<slug:slug>/comparisons/<int:comparison_id>/winner/", review_views.comparison_winner,
+         name="comparison_winner"),
+    path("p/<slug:slug>/batches/<int:batch_id>/compare/", review_views.batch_compare, name="batch_compare"),
 ]
 
 handler403 = "studio.core.views.permission_denied"

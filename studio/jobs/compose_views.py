@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -109,7 +108,7 @@ def job_run_again(request, slug, job_id):
 def prompt_history(request, slug):
     """Every prompt of the project, each version with the jobs it ran."""
     project = project_for(request, slug)
-    jobs = Job.objects.select_related("account").order_by("-created_at")
+    jobs = Job.objects.select_related("account").prefetch_related("results").order_by("-created_at")
     versions = PromptVersion.objects.order_by("-number").prefetch_related(Prefetch("jobs", queryset=jobs))
     prompts = (
         Prompt.objects.for_user(request.user).filter(project=project).order_by("-created_at")
@@ -119,7 +118,6 @@ def prompt_history(request, slug):
     return render(request, "projects/prompt_history.html", context)
 
 
-@transaction.atomic
 # Helpers ----------------------------------------------------------------------------------------------------
 
 

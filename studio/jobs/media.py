@@ -279,24 +279,30 @@ RESOLUTION_SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
 
 def mismatches(spec, params, probe):
     """Where the delivered file differs from what was asked: each a short sentence for the reviewer."""
-    found = []
+    return list(mismatches_by_field(spec, params, probe).values())
+
+
+def mismatches_by_field(spec, params, probe):
+    """The same differences keyed by what differs ("resolution", "aspect_ratio", "duration", "audio"), so a
+    page can flag the row of each."""
+    found = {}
     # Upsampling (veoquery's enable_upsample) delivers 1080p whatever the model's base resolution.
     resolution = "1080p" if params.get("upsample") else spec.effective(params, "resolution")
     if resolution in RESOLUTION_SHORT_SIDE and probe.width and probe.height:
         short = min(probe.width, probe.height)
         if short != RESOLUTION_SHORT_SIDE[resolution]:
-            found.append(f"Asked for {resolution}; delivered {probe.width}×{probe.height}.")
+            found["resolution"] = f"Asked for {resolution}; delivered {probe.width}×{probe.height}."
     aspect = spec.effective(params, "aspect_ratio")
     if aspect and probe.width and probe.height:
         w, h = (int(x) for x in aspect.split(":"))
         if abs(probe.width / probe.height - w / h) > 0.02:
-            found.append(f"Asked for {aspect}; delivered {probe.width}×{probe.height}.")
+            found["aspect_ratio"] = f"Asked for {aspect}; delivered {probe.width}×{probe.height}."
     duration = spec.effective(params, "duration")
     if duration and probe.duration is not None and abs(probe.duration - float(duration)) > 0.5:
-        found.append(f"Asked for {duration} s; delivered {probe.duration:.2f} s.")
+        found["duration"] = f"Asked for {duration} s; delivered {probe.duration:.2f} s."
     audio = spec.effective(params, "audio")
     if audio is True and not probe.has_audio:
-        found.append("Asked for audio; the video has no sound track.")
+        found["audio"] = "Asked for audio; the video has no sound track."
     if audio is False and probe.has_audio:
-        found.append("Asked for no audio; the video has a sound track.")
+        found["audio"] = "Asked for no audio; the video has a sound track."
     return found

@@ -284,6 +284,10 @@ class Result(models.Model):
     thumbnail_count = models.PositiveSmallIntegerField(default=0)
     mismatches = models.JSONField(default=list, blank=True, help_text="Where the delivered file differs from the request.")
     review_state = models.CharField(max_length=20, choices=ReviewState.choices, default=ReviewState.TO_REVIEW)
+    review_state_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    review_state_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ResultQuerySet.as_manager()

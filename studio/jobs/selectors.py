@@ -6,7 +6,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from studio.jobs.models import JobState
+from django.db.models import Count
+
+from studio.jobs.models import Job, JobState
 
 
 def stored_results(job):
@@ -46,9 +48,16 @@ CARD_POLL_SECONDS = {
 
 
 def prepare_cards(jobs):
-    """Give each job what its card shows beyond the row itself: when to ask again, time taken, video links."""
+    """Give each job what its card shows beyond the row itself: when to ask again, time taken, video links,
+    and how many jobs its batch has (one query for all the cards)."""
     now = timezone.now()
+    batch_ids = {job.batch_id for job in jobs if job.batch_id}
+    batch_sizes = dict(
+        Job.objects.filter(batch_id__in=batch_ids).order_by().values("batch_id").annotate(n=Count("pk"))
+        .values_list("batch_id", "n")
+    ) if batch_ids else {}
     for job in jobs:
+        job.batch_size = batch_sizes.get(job.batch_id, 0)
         job.poll_delay = CARD_POLL_SECONDS.get(job.state)
         job.elapsed = _duration_text((job.finished_at or now) - job.created_at)
         job.result_list = stored_results(job)
