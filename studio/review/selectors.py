@@ -89,7 +89,7 @@ def prepare_results(results):
         result.video_url = _media_url(project_id, result.file.name)
         result.poster_url = _media_url(project_id, result.poster.name) if result.poster else ""
         result.strip_url = _media_url(project_id, result.thumbnail_strip.name) if result.thumbnail_strip else ""
-        result.download_name = f"{result.job.project_id}-job{result.job_id}-{result.index + 1}-{result.job.model}.mp4"
+        result.download_name = f"job{result.job_id}-{result.job.model}-{result.index + 1}.mp4"
     return results
 
 
