@@ -103,6 +103,14 @@ def result_for(user, project, result_id):
     )
 
 
+def neighbours(result, project):
+    """The ids of the project's videos just newer and just older than this one (the gallery's order)."""
+    siblings = Result.objects.filter(job__project=project).values_list("pk", flat=True)
+    newer = siblings.filter(Q(created_at__gt=result.created_at) | Q(created_at=result.created_at, pk__lt=result.pk))
+    older = siblings.filter(Q(created_at__lt=result.created_at) | Q(created_at=result.created_at, pk__gt=result.pk))
+    return newer.order_by("created_at", "-pk").first(), older.order_by("-created_at", "pk").first()
+
+
 def aspect_of(width, height):
     if not width or not height:
         return ""

@@ -40,7 +40,9 @@ def result_detail(request, slug, result_id):
     rows, unplaced = selectors.requested_versus_delivered(result)
     stages, total = selectors.timings(job)
     prepare_cards([job])
+    newer, older = selectors.neighbours(result, project)
     context = {
+        "newer_id": newer, "older_id": older,
         "project": project, "result": result, "job": job, "rows": rows, "unplaced_mismatches": unplaced,
         "stages": stages, "total_time": total, "answers": selectors.provider_answers(job),
         "images": selectors.images_used(job), "comments": selectors.comments_of(result),
