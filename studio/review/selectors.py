@@ -142,7 +142,7 @@ def requested_versus_delivered(result):
         "duration": f"{result.duration:.2f} s" if result.duration is not None else "Unknown",
         "resolution": f"{result.width}×{result.height}" if result.width else "Unknown",
         "aspect_ratio": aspect_of(result.width, result.height) or "Unknown",
-        "audio": "Sound track" if result.has_audio else "No sound track",
+        "audio": "Yes" if result.has_audio else "No",
         "fps": f"{result.fps:g} fps" if result.fps else "Unknown",
     }
 
@@ -150,7 +150,7 @@ def requested_versus_delivered(result):
         value = spec.effective(job.params, name) if spec else job.params.get(name)
         param = spec.param(name) if spec else None
         if value is None:
-            return "Provider’s default"
+            return "Default"
         if isinstance(value, bool):
             return "Yes" if value else "No"
         return f"{value}{param.unit if param else ''}"
@@ -181,8 +181,8 @@ def timings(job):
     stages = [
         ("Created", job.created_at, None),
         ("Accepted by the provider", job.submitted_at, _between(job.created_at, job.submitted_at)),
-        ("Started at the provider", job.started_at, _between(job.submitted_at, job.started_at)),
-        ("Finished at the provider", finished_upstream, _between(job.started_at or job.submitted_at, finished_upstream)),
+        ("Started generating", job.started_at, _between(job.submitted_at, job.started_at)),
+        ("Finished generating", finished_upstream, _between(job.started_at or job.submitted_at, finished_upstream)),
         ("Video stored", job.finished_at, _between(finished_upstream, job.finished_at)),
     ]
     total = _between(job.created_at, job.finished_at)
@@ -192,7 +192,7 @@ def timings(job):
 def _between(start, end):
     if not start or not end:
         return ""
-    return _duration_text(end - start) if (end - start).total_seconds() >= 1 else "under 1 s"
+    return _duration_text(end - start) if (end - start).total_seconds() >= 1 else "<1 s"
 
 
 def images_used(job):

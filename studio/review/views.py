@@ -25,10 +25,12 @@ from studio.review.models import Comparison
 def gallery(request, slug):
     project = project_for(request, slug)
     filters = GalleryFilters(request.GET, options=selectors.gallery_options(project))
-    results = selectors.gallery_results(project=project, user=request.user, filters=filters.values())
+    active = filters.values()
+    results = selectors.gallery_results(project=project, user=request.user, filters=active)
     page = Paginator(results, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
     selectors.prepare_results(page.object_list)
-    context = {"project": project, "filters": filters, "page": page, "query": _query_without_page(request)}
+    context = {"project": project, "filters": filters, "active": active, "page": page,
+               "query": _query_without_page(request)}
     template = "review/gallery.html#results" if request.htmx and not request.htmx.boosted else "review/gallery.html"
     return render(request, template, context)
 
@@ -89,14 +91,14 @@ def result_comment(request, slug, result_id):
             form.add_error(None, error)  # the error names its field
         else:
             form = CommentForm()
-    status = 422 if form.errors else 200
     if not request.htmx:
         if form.errors:
             messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect(reverse("result_detail", args=[project.slug, result_id]) + "#comments")
     context = {"project": project, "result": result, "comments": selectors.comments_of(result),
                "comment_form": form}
-    return render(request, "review/result_detail.html#comments", context, status=status)
+    # A refusal is answered 200 like the composer's: the fragment says why, and htmx swaps it in.
+    return render(request, "review/result_detail.html#comments", context)
 
 
 @require_POST
@@ -118,10 +120,13 @@ def comment_delete(request, slug, result_id, comment_id):
 @require_POST
 def comparison_create(request, slug):
     project = project_for(request, slug)
-    ids = [value for value in request.POST.getlist("result") if value.isdigit()]
-    results = list(selectors.results_for_review(request.user).filter(job__project=project, pk__in=ids))
+    ids = list(dict.fromkeys(request.POST.getlist("result")))
+    results = list(selectors.results_for_review(request.user).filter(
+        job__project=project, pk__in=[value for value in ids if value.isdigit()]))
     results.sort(key=lambda result: ids.index(str(result.pk)))
     try:
+        if len(results) != len(ids):
+            raise ValidationError("Every video in a comparison must belong to this project; nothing was saved.")
         comparison = services.comparison_create(project=project, user=request.user, results=results,
                                                 title=request.POST.get("title", ""))
     except ValidationError as error:
@@ -140,8 +145,8 @@ def batch_compare(request, slug, batch_id):
         messages.info(request, " ".join(error.messages))
         return redirect(reverse("gallery", args=[project.slug]) + f"?batch={batch.pk}")
     if left_out:
-        messages.info(request, f"A comparison shows at most four videos; {len(left_out)} more of this batch "
-                               "are in the gallery.")
+        more = "1 more video of this batch is" if len(left_out) == 1 else f"{len(left_out)} more videos of this batch are"
+        messages.info(request, f"A comparison shows at most four videos; {more} in the gallery.")
     return redirect("comparison_detail", slug=project.slug, comparison_id=comparison.pk)
 
 
@@ -164,6 +169,8 @@ def comparison_winner(request, slug, comparison_id):
     winner_id = request.POST.get("result", "")
     winner = None
     if winner_id:
+        if not winner_id.isdigit():
+            raise Http404("No such video in this project.")
         winner = selectors.results_for_review(request.user).filter(job__project=project, pk=winner_id).first()
         if winner is None:
             raise Http404("No such video in this project.")

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test.testcases import _MediaFilesHandler
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
@@ -24,6 +25,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(autouse=True)
+def studio_serves_its_own_media(monkeypatch):
+    """Django's test server answers /media/ itself, from MEDIA_ROOT, without byte ranges and without asking who
+    is signed in. Hand /media/ to the studio's own view, as in production: it checks membership and answers
+    Range requests, without which a browser cannot seek in a video."""
+    monkeypatch.setattr(_MediaFilesHandler, "_should_handle", lambda handler, path: False)
 
 
 @pytest.fixture(scope="session")
