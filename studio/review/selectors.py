@@ -292,7 +292,7 @@ def _param_value(job, spec, name):
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if value is None:
-        return "Provider’s default"
+        return "Default"
     param = spec.param(name) if spec else None
     return f"{value}{param.unit if param else ''}"
 
