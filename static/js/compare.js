@@ -1,20 +1,39 @@
 // The comparison player: one transport drives 2 to 4 videos and keeps them within a frame of each other.
 //
-// There is one clock: a leading video (the one whose sound is on, else the longest). During playback a
-// requestAnimationFrame loop compares every other video with it: a small drift is absorbed by running the
-// follower slightly fast or slow for a moment (invisible, and no stutter), a drift of about a frame or more by
-// seeking the follower. Every seek or frame step sets all videos to the same time and waits for all of them to
-// have shown it before the transport says it is done. A video shorter than the timeline holds its last frame.
+// There is one clock, a leading video, and the others follow it. During playback a requestAnimationFrame loop
+// measures each follower's drift: a silent follower that is slightly off runs a little fast or slow until it is
+// level, one off by a frame or more is re-seeked. Every seek or frame step sets all videos to the same time and
+// waits until each has shown it. A video shorter than the timeline holds its last frame.
+//
+// What Chromium taught us (measured on the sandbox's videos): a video with a soundtrack, even muted, is clocked by
+// its audio output. It starts about 40 ms after a silent one (more at 2×, more still when heard), so each video's
+// delay is measured and the faster ones are started that much later; a soundtrack video leads when there is one.
+// With pitch preserved, every playbackRate change sends the audio through a time-stretcher that makes the clock
+// jump by 10-30 ms and restart unpredictably; a muted video is not heard, so it plays with preservesPitch off
+// (plain resampling) and follows as smoothly as a silent one. A second heard video is only ever re-seeked.
 "use strict";
 
 (() => {
-  // Below a quarter of a frame nobody can see a difference; chasing it would only make the rates jitter.
-  const DRIFT_IGNORED = 0.008;
-  // A follower may run this much fast or slow while it catches up (less when it is heard: tempo changes are audible)...
-  const NUDGE_LIMIT = 0.12;
-  const NUDGE_LIMIT_HEARD = 0.04;
-  // ...aiming to close its gap within this many seconds.
-  const NUDGE_HORIZON = 0.4;
+  // First guesses of how late a video starts moving after play() (or after a seek while playing), in seconds of
+  // wall time; each video's real delay is measured as it plays, per playback speed.
+  const DELAY_SOUNDTRACK = 0.04;
+  const DELAY_SILENT = 0.004;
+  // After a video starts or is re-seeked it is left alone this long (unless it is far off), then measured.
+  const SETTLE_MS = 150;
+  const SETTLE_FAR_FRAMES = 3;
+  // A muted follower off by more than this (about a third of a frame) runs 10 % fast or slow until nearly level:
+  // it stops a little early because the drift it sees is averaged and a new rate takes a moment to show.
+  const NUDGE_FROM = 0.015;
+  const NUDGE_UNTIL = 0.005;
+  const NUDGE = 0.1;
+  const NUDGE_HOLD_MS = 100;
+  // A leading video hands over this long before its end, where a soundtrack's clock falters.
+  const LEAD_UNTIL_END = 0.25;
+  // A heard follower (when two videos have their sound on) is re-seeked once it is off by half a frame.
+  const RESEEK_HEARD_FRAMES = 0.5;
+  // A soundtrack's clock advances in steps (at 2× they are ±10 ms apart): the leader's time is predicted from the
+  // wall clock and pulled this much towards each reading, and each follower's drift is averaged the same way.
+  const SMOOTHING = 0.3;
   // Seeks land just after the start of a frame: landing exactly on it can round to the previous frame.
   const LAND_INSIDE = 0.0005;
   // A seek that never reports back (a broken file, a dropped connection) must not freeze the transport.
@@ -25,6 +44,8 @@
 
   const players = [];
   let activePlayer = null;
+
+  const hasSoundtrack = (video) => "audio" in video.dataset;
 
   class ComparePlayer {
     constructor(root) {
@@ -46,11 +67,17 @@
       this.rate = Number(this.speedSelect?.value) || 1;
       this.loop = false;
       this.scrubbing = false;
+      this.resumeAfterScrub = false;
       this.pendingScrub = null;
       this.scrubBusy = false;
-      this.seekLead = 0.05; // how far ahead a playing follower is sent: it keeps running while the seek completes
+      this.delays = new Map(); // delayKey() -> measured start delay, in seconds of media time
+      this.settling = new Map(); // video -> { kind: "start" | "restart" | "seek", until }: left alone, then measured
+      this.nudging = new Map(); // video -> { direction: -1 | 1, heldUntil }
+      this.drifts = new Map(); // video -> its averaged drift from the leader
+      this.clockState = null; // { lead, time, at }: the smoothed time of the leader
       this.stalledSince = new Map();
-      this.stats = { jumps: 0, maxSpread: 0 };
+      this.startCheck = null; // { time, until, calledAt, kinds } of the last start, to measure each video's delay
+      this.stats = { reseeks: 0, maxDrift: 0 };
       this.tick = this.tick.bind(this);
 
       this.bind();
@@ -58,9 +85,11 @@
       this.render(0);
     }
 
-    // ---- time helpers ----
+    // ---- time ----
 
+    // Before its metadata arrives a video's length is the one the server probed; a video that failed has none.
     end(video) {
+      if (video.error) return 0;
       return Number.isFinite(video.duration) && video.duration > 0 ? video.duration : Number(video.dataset.duration) || 0;
     }
 
@@ -72,10 +101,12 @@
       return this.videos.reduce((best, video) => (this.end(video) > this.end(best) ? video : best), this.videos[0]);
     }
 
-    // The heard video leads, so its sound is never cut by a correction; past its end the longest leads.
+    // The heard video leads, so its sound is never cut by a correction; else the longest soundtrack video (its
+    // clock is the one that suffers from corrections, and the longest rarely has to hand over); else the longest.
     leader(time) {
-      const heard = this.videos.find((video) => !video.muted && time < this.end(video) - this.frame);
-      return heard || this.longest;
+      const running = this.videos.filter((video) => !video.error && time < this.end(video) - LEAD_UNTIL_END);
+      const byLength = running.sort((a, b) => this.end(b) - this.end(a));
+      return byLength.find((video) => hasSoundtrack(video) && !video.muted) || byLength.find(hasSoundtrack) || this.longest;
     }
 
     frameAt(time) {
@@ -101,12 +132,45 @@
     // "3", "3.5" and "3,5" are seconds; "0:03.12" (or "0:03:12") is minutes, seconds and frames.
     parse(text) {
       const value = text.trim().replace(",", ".");
-      if (/^\d+(\.\d*)?$|^\.\d+$/.test(value)) return Number(value);
+      if (/^(\d+(\.\d*)?|\.\d+)$/.test(value)) return Number(value);
       const parts = value.match(/^(\d+):(\d{1,2})(?:[.:](\d{1,2}))?$/);
       if (!parts) return null;
       const [minutes, seconds, frames] = [Number(parts[1]), Number(parts[2]), Number(parts[3] || 0)];
       if (seconds >= 60 || frames >= this.fps) return null;
       return minutes * 60 + seconds + frames / this.fps;
+    }
+
+    // Measured per video, per kind of start ("start", "restart" just after its end, "seek" while playing), per
+    // speed, and heard or not: each of these changes how long a soundtrack's clock takes to get going.
+    delayKey(video, kind) {
+      return `${this.videos.indexOf(video)} ${kind} ${this.rate} ${video.muted ? "muted" : "heard"}`;
+    }
+
+    delay(video, kind) {
+      const key = this.delayKey(video, kind);
+      if (this.delays.has(key)) return this.delays.get(key);
+      if (kind === "restart") return this.delay(video, "start");
+      return (hasSoundtrack(video) ? DELAY_SOUNDTRACK : DELAY_SILENT) * this.rate;
+    }
+
+    // Averaged: under load a soundtrack's start delay varies from one start to the next (0 or 40 ms, say), and
+    // the average keeps the worst start error smallest.
+    learnDelay(video, kind, delay) {
+      const key = this.delayKey(video, kind);
+      const measured = Math.min(0.5 * this.rate, Math.max(0, delay));
+      this.delays.set(key, this.delays.has(key) ? (this.delays.get(key) + measured) / 2 : measured);
+    }
+
+    // Once settled, each started video (the leader too) is where it would be had it started `delay` late.
+    measureStart() {
+      const { time, calledAt, kinds } = this.startCheck;
+      const now = performance.now();
+      for (const [video, at] of calledAt) {
+        const elapsed = ((now - at) / 1000) * this.rate;
+        if (video.seeking || video.paused || time + elapsed > this.end(video) - this.frame) continue;
+        this.learnDelay(video, kinds.get(video), time + elapsed - video.currentTime);
+      }
+      this.startCheck = null;
     }
 
     // ---- commands ----
@@ -119,19 +183,39 @@
       if (time >= this.duration - this.frame / 2) time = 0; // Play at the end starts over, as in every player
       this.position = time;
       this.setState("starting");
+      const starting = this.videos.filter((video) => !video.error && time < this.end(video) - this.frame / 2);
+      const kinds = new Map(starting.map((video) => [video, video.ended ? "restart" : "start"]));
       if (!this.alignedAt(time)) await this.seekAll(time);
       if (op !== this.op) return;
-      const starting = this.videos.filter((video) => time < this.end(video) - this.frame / 2);
       if (starting.some((video) => video.readyState < HAVE_FUTURE_DATA)) {
         this.setState("buffering");
-        await Promise.all(starting.map((video) => whenCanPlay(video)));
+        await Promise.all(starting.map(whenCanPlay));
         if (op !== this.op) return;
       }
       this.videos.forEach((video) => this.setRate(video, this.rate));
-      await Promise.all(starting.map((video) => this.startVideo(video)));
+      this.nudging.clear();
+      this.drifts.clear();
+      this.clockState = null;
+      // The slowest starter is told first and each faster one later by the difference, so that all show the same
+      // frame until they all move at once.
+      const delays = new Map(starting.map((video) => [video, this.delay(video, kinds.get(video))]));
+      const last = Math.max(...delays.values());
+      const calledAt = new Map();
+      await Promise.all(
+        starting.map(async (video) => {
+          const wait = ((last - delays.get(video)) / this.rate) * 1000;
+          if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+          if (op !== this.op) return;
+          calledAt.set(video, performance.now());
+          await this.startVideo(video);
+        }),
+      );
       if (op !== this.op) return;
       this.running = true;
       this.stalledSince.clear();
+      const until = performance.now() + SETTLE_MS;
+      starting.forEach((video) => this.settling.set(video, { kind: kinds.get(video), until }));
+      this.startCheck = { time, until, calledAt, kinds };
       this.setState("playing");
       requestAnimationFrame(this.tick);
     }
@@ -145,7 +229,7 @@
           video.muted = true;
           await video.play().catch(() => {});
         }
-        // An AbortError means a pause or seek came first, which is then the current command.
+        // An AbortError means a pause or a seek came first, and that is now the current command.
       }
     }
 
@@ -193,14 +277,19 @@
 
     setSpeed(rate) {
       this.rate = rate;
+      this.nudging.clear();
       this.videos.forEach((video) => {
         video.defaultPlaybackRate = rate;
         this.setRate(video, rate);
       });
+      // Start delays differ per speed: a running transport restarts so every video starts level again.
+      if (this.running) this.restart();
     }
 
-    toggleSound(video) {
+    toggleSound(video, button) {
       video.muted = !video.muted;
+      video.preservesPitch = !video.muted;
+      button.setAttribute("aria-pressed", String(!video.muted));
     }
 
     // ---- the engine ----
@@ -215,14 +304,22 @@
       if (Math.abs(video.playbackRate - rate) > 1e-6) video.playbackRate = rate;
     }
 
-    alignedAt(time) {
-      return this.videos.every(
-        (video) => !video.seeking && video.readyState > 0 && Math.abs(video.currentTime - Math.min(time, this.end(video))) < 0.001,
-      );
+    unNudge(video) {
+      this.setRate(video, this.rate);
+      this.nudging.delete(video);
     }
 
+    alignedAt(time) {
+      return this.videos.every((video) => {
+        const target = Math.min(time, this.end(video));
+        return video.error || (!video.seeking && video.readyState > 0 && Math.abs(video.currentTime - target) < 0.001);
+      });
+    }
+
+    // Every video to `time` (past its end it holds its last frame); resolves once all of them show it.
     seekAll(time) {
-      return Promise.all(this.videos.map((video) => seekVideo(video, () => Math.min(time, this.end(video)))));
+      const videos = this.videos.filter((video) => !video.error);
+      return Promise.all(videos.map((video) => seekVideo(video, () => Math.min(time, this.end(video)))));
     }
 
     tick() {
@@ -239,70 +336,90 @@
         return;
       }
       if (this.stalled(lead, time)) return;
-      let spread = 0;
+      if (this.startCheck && performance.now() >= this.startCheck.until) this.measureStart();
+      const smooth = this.smoothTime(lead, time);
       for (const video of this.videos) {
         if (video === lead) {
-          this.setRate(video, this.rate);
+          this.unNudge(video);
         } else {
-          spread = Math.max(spread, this.follow(video, time));
+          this.follow(video, smooth);
           if (!this.running) return;
         }
       }
-      this.stats.maxSpread = Math.max(this.stats.maxSpread, spread);
       this.position = time;
       this.render(time);
       requestAnimationFrame(this.tick);
     }
 
-    // Brings one follower back to the leader's time; returns the drift it had.
-    follow(video, time) {
-      if (time >= this.end(video) - this.frame) {
-        this.setRate(video, this.rate); // it is about to hold, or holds, its last frame
-        return 0;
+    smoothTime(lead, time) {
+      const now = performance.now();
+      const state = this.clockState;
+      if (!state || state.lead !== lead) {
+        this.clockState = { lead, time, at: now };
+        return time;
       }
-      if (video.seeking) return 0;
-      if (this.stalled(video, time)) return 0;
-      if (video.paused) {
-        // It ended or was stopped behind the transport's back while the timeline still covers it.
-        this.jump(video, time);
-        this.startVideo(video);
-        return 0;
-      }
-      const drift = video.currentTime - time;
-      if (Math.abs(drift) >= this.frame) {
-        this.jump(video, time);
-        return Math.abs(drift);
-      }
-      let nudge = 0;
-      if (Math.abs(drift) > DRIFT_IGNORED) {
-        const limit = video.muted ? NUDGE_LIMIT : NUDGE_LIMIT_HEARD;
-        nudge = Math.max(-limit, Math.min(limit, -drift / NUDGE_HORIZON));
-      }
-      // Rounded so the rate is not rewritten (and the media pipeline not reconfigured) on every frame.
-      this.setRate(video, this.rate * (1 + Math.round(nudge * 100) / 100));
-      return Math.abs(drift);
+      const predicted = state.time + ((now - state.at) / 1000) * this.rate;
+      // A jump (a seek, a stall) is taken as it is; only the small steps are averaged away.
+      const smooth = Math.abs(time - predicted) > this.frame ? time : predicted + (time - predicted) * SMOOTHING;
+      this.clockState = { lead, time: smooth, at: now };
+      return smooth;
     }
 
-    // A hard correction: the follower keeps playing while it seeks, so it is sent a little ahead, and how far
-    // ahead is learnt from how far off it lands.
-    jump(video, time) {
-      this.stats.jumps += 1;
-      const target = Math.min(time + this.seekLead * this.rate, this.end(video));
-      this.setRate(video, this.rate);
-      video.currentTime = target;
-      video.addEventListener(
-        "seeked",
-        () => {
-          requestAnimationFrame(() => {
-            if (!this.running || video.seeking || video.paused) return;
-            const lead = this.leader(this.position);
-            if (lead === video) return;
-            const landed = video.currentTime - lead.currentTime;
-            this.seekLead = Math.min(0.5, Math.max(0, this.seekLead - landed / this.rate / 2));
-          });
-        },
-        { once: true },
-      );
+    follow(video, time) {
+      if (video.error || time >= this.end(video) - this.frame) {
+        this.unNudge(video); // it is about to hold, or holds, its last frame
+        return;
+      }
+      if (video.seeking || this.stalled(video, time)) return;
+      if (video.paused) {
+        // It ended or was stopped behind the transport's back while the timeline still covers it.
+        this.reseek(video, time);
+        this.startVideo(video);
+        return;
+      }
+      const raw = video.currentTime - time;
+      const now = performance.now();
+      const settling = this.settling.get(video);
+      if (settling) {
+        if (now < settling.until && Math.abs(raw) < SETTLE_FAR_FRAMES * this.frame) return;
+        this.settling.delete(video);
+        this.drifts.set(video, raw);
+        // After a re-seek the leader ran on steadily, so what is left is how wrong the seek delay was.
+        if (settling.kind === "seek" && now >= settling.until) this.learnDelay(video, "seek", this.delay(video, "seek") - raw);
+      }
+      const previous = this.drifts.get(video) ?? raw;
+      const drift = Math.abs(raw - previous) > this.frame ? raw : previous + (raw - previous) * SMOOTHING;
+      this.drifts.set(video, drift);
+      this.stats.maxDrift = Math.max(this.stats.maxDrift, Math.abs(drift));
+      if (!video.muted) {
+        if (Math.abs(drift) > RESEEK_HEARD_FRAMES * this.frame) this.reseek(video, time);
+        return;
+      }
+      if (Math.abs(drift) >= this.frame) {
+        this.reseek(video, time);
+        return;
+      }
+      const { direction = 0, heldUntil = 0 } = this.nudging.get(video) || {};
+      if (now < heldUntil) return;
+      let next = direction;
+      if (direction === 0 && Math.abs(drift) > NUDGE_FROM) next = drift < 0 ? 1 : -1;
+      else if (direction !== 0 && -drift * direction <= NUDGE_UNTIL) next = 0;
+      if (next !== direction) {
+        this.setRate(video, this.rate * (1 + next * NUDGE));
+        this.nudging.set(video, { direction: next, heldUntil: now + NUDGE_HOLD_MS });
+      }
+    }
+
+    // The follower keeps playing through the seek but restarts late, so it is sent ahead by its measured delay.
+    reseek(video, time) {
+      this.stats.reseeks += 1;
+      this.unNudge(video);
+      this.drifts.delete(video);
+      this.settling.set(video, { kind: "seek", until: Infinity });
+      video.addEventListener("seeked", () => this.settling.set(video, { kind: "seek", until: performance.now() + SETTLE_MS }), {
+        once: true,
+      });
+      video.currentTime = Math.min(time + this.delay(video, "seek"), this.end(video));
     }
 
     // Buffering: stop everything, and start again together once every video can play.
@@ -314,11 +431,11 @@
       const since = this.stalledSince.get(video) ?? performance.now();
       this.stalledSince.set(video, since);
       if (performance.now() - since < STALL_MS) return false;
-      this.rebuffer();
+      this.restart();
       return true;
     }
 
-    rebuffer() {
+    restart() {
       const time = this.leader(this.position).currentTime;
       this.stopAll();
       this.position = this.snap(time);
@@ -345,8 +462,8 @@
 
     render(time) {
       const duration = this.duration;
-      if (this.seekInput && !this.scrubbing) this.seekInput.value = String(time);
       if (this.seekInput) {
+        if (!this.scrubbing) this.seekInput.value = String(time);
         this.seekInput.setAttribute("aria-valuetext", `${this.format(time)} of ${this.format(duration)}`);
         this.seekInput.style.setProperty("--progress", `${duration ? (Math.min(time, duration) / duration) * 100 : 0}%`);
       }
@@ -357,12 +474,12 @@
       const duration = this.duration;
       if (this.seekInput && duration) this.seekInput.max = String(duration);
       if (this.total) this.total.textContent = this.format(duration);
-      if (this.videos.length) {
-        // Every cell gets the same frame: as wide as the widest picture, so portrait clips sit side by side.
-        const ratio = Math.max(...this.videos.map((v) => (v.videoWidth || v.width || 16) / (v.videoHeight || v.height || 9)));
-        this.root.style.setProperty("--compare-aspect", String(ratio));
-        this.root.classList.toggle("compare-portrait", ratio < 1);
-      }
+      if (!this.videos.length) return;
+      // Every cell gets the same frame, as wide as the widest picture; portrait-only sets get portrait frames.
+      const ratios = this.videos.map((v) => (v.videoWidth || v.width || 16) / (v.videoHeight || v.height || 9));
+      const ratio = Math.max(...ratios);
+      this.root.style.setProperty("--compare-aspect", ratio.toFixed(4));
+      this.root.classList.toggle("compare-portrait", ratio < 1);
     }
 
     bind() {
@@ -374,12 +491,14 @@
       this.speedSelect?.addEventListener("change", () => this.setSpeed(Number(this.speedSelect.value) || 1));
 
       this.root.querySelectorAll("[data-compare-sound]").forEach((button) => {
-        const video = button.closest(".compare-cell")?.querySelector("[data-compare-video]");
+        const cell = button.closest(".compare-cell");
+        const video = cell?.querySelector("[data-compare-video]");
         if (!video || button.disabled) return;
-        button.addEventListener("click", () => this.toggleSound(video));
+        button.addEventListener("click", () => this.toggleSound(video, button));
         video.addEventListener("volumechange", () => {
+          video.preservesPitch = !video.muted;
           button.setAttribute("aria-pressed", String(!video.muted));
-          button.closest(".compare-cell")?.classList.toggle("is-heard", !video.muted);
+          cell.classList.toggle("is-heard", !video.muted);
         });
       });
 
@@ -403,11 +522,9 @@
               this.clock.setAttribute("aria-invalid", "true");
               return;
             }
-            this.clock.removeAttribute("aria-invalid");
-            this.seekTo(time).then(() => {
-              this.clock.value = this.format(this.position);
-              this.clock.select();
-            });
+            // Leaving the field hands the keyboard back to the transport: Space plays from the time just typed.
+            this.clock.blur();
+            this.seekTo(time);
           } else if (event.key === "Escape") {
             this.clock.blur();
           }
@@ -415,12 +532,26 @@
       }
 
       this.videos.forEach((video) => {
+        video.preservesPitch = !video.muted;
+        // The poster is only for the moment before the first frame. Left in place, Chromium sometimes keeps
+        // showing it over a paused video that was seeked before it ever played, so it goes once a frame is there.
+        const dropPoster = () => video.removeAttribute("poster");
+        if (video.readyState >= 2) dropPoster();
+        else video.addEventListener("loadeddata", dropPoster, { once: true });
         video.addEventListener("loadedmetadata", () => {
           this.showDuration();
           if (!this.wantPlaying) this.render(this.position);
         });
+        // Out of data mid-play: everyone waits. Not while it is still settling after a start or a re-seek,
+        // when a short wait is normal (the stall check in the loop catches a long one).
         video.addEventListener("waiting", () => {
-          if (this.running && !video.seeking && this.position < this.end(video) - this.frame) this.rebuffer();
+          const settling = this.settling.get(video);
+          const justStarted = settling && performance.now() < settling.until;
+          if (this.running && !video.seeking && !justStarted && this.position < this.end(video) - this.frame) this.restart();
+        });
+        video.addEventListener("error", () => {
+          video.closest(".compare-cell")?.classList.add("is-broken");
+          this.showDuration();
         });
       });
 
@@ -481,13 +612,24 @@
         video.currentTime = target();
       };
       if (video.readyState > 0) start();
-      else video.addEventListener("loadedmetadata", start, { once: true });
+      else whenEither(video, "loadedmetadata", "error").then(() => (video.error ? resolve() : start()));
     });
   }
 
+  // A video that fails to load must not keep the others waiting.
   function whenCanPlay(video) {
-    if (video.readyState >= HAVE_FUTURE_DATA) return Promise.resolve();
-    return new Promise((resolve) => video.addEventListener("canplay", resolve, { once: true }));
+    if (video.readyState >= HAVE_FUTURE_DATA || video.error) return Promise.resolve();
+    return whenEither(video, "canplay", "error");
+  }
+
+  function whenEither(video, ...events) {
+    return new Promise((resolve) => {
+      const done = () => {
+        events.forEach((name) => video.removeEventListener(name, done));
+        resolve();
+      };
+      events.forEach((name) => video.addEventListener(name, done));
+    });
   }
 
   // ---- the keyboard: Space, ←/→ (Shift: a second), L, Home/End ----
@@ -503,11 +645,11 @@
   function playerFor(target) {
     const root = target instanceof Element ? target.closest("[data-compare]") : null;
     if (root) {
-      // The reviewer's own controls in the captions keep their keyboard behaviour.
-      if (target.closest(".compare-cell-caption") && target !== root) return null;
+      // The reviewer's own controls in the captions (stars, pick, winner) keep their keyboard behaviour.
+      if (target.closest(".compare-cell-caption")) return null;
       return players.find((player) => player.root === root) || null;
     }
-    // Outside any player only a focus on nothing in particular (the page) drives it, never a link or button.
+    // Outside any player only a focus on nothing in particular (the page) drives it, never a link or a button.
     if (target instanceof Element && target !== document.body && target.closest("a, button, input, select, textarea, summary, [tabindex]")) {
       return null;
     }
@@ -518,16 +660,15 @@
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey || isField(event.target)) return;
     const player = playerFor(event.target);
     if (!player) return;
-    const second = player.fps;
     switch (event.key) {
       case " ":
         if (!event.repeat) player.toggle();
         break;
       case "ArrowLeft":
-        player.step(event.shiftKey ? -second : -1);
+        player.step(event.shiftKey ? -player.fps : -1);
         break;
       case "ArrowRight":
-        player.step(event.shiftKey ? second : 1);
+        player.step(event.shiftKey ? player.fps : 1);
         break;
       case "l":
       case "L":
