@@ -219,6 +219,19 @@ def test_three_videos_play_seek_and_step_together_within_a_frame(
     winner = page.locator(f'.compare-cell[data-result="{short.pk}"]')
     expect(winner).to_have_class(re.compile(r"\bcompare-cell-winner\b"))
     expect(page.locator(".compare-cell-winner")).to_have_count(1)
+    expect(page.locator(".winner-banner")).to_contain_text("Winner: B")
+
+    # Rate and pick from the compare view: the caption updates in place and the rating is kept.
+    caption_c = page.locator(f'.compare-cell[data-result="{long_.pk}"]')
+    caption_c.get_by_title("Rate 4 stars").click()
+    expect(caption_c.locator("button.star.on")).to_have_count(4)
+    caption_c.locator(".pick-toggle").click()
+    expect(caption_c.locator(".pick-toggle")).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    caption_c = page.locator(f'.compare-cell[data-result="{long_.pk}"]')
+    expect(caption_c.locator("button.star.on")).to_have_count(4)
+    expect(caption_c.locator(".pick-toggle")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator(".compare-cell-winner")).to_have_count(1)
 
     # Screenshots at rest on a frame with something in it.
     root = page.locator("[data-compare]").element_handle()

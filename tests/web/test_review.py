@@ -1170,3 +1170,18 @@ def test_review_actions_only_take_posts(client, scene, action):
     _, url_for, _, _, _ = ACTIONS[action]
     as_user(client, scene["users"], "owner")
     assert client.get(url_for(scene, "owner")).status_code == 405
+
+
+def test_videos_ticked_in_a_prompts_history_open_side_by_side(client, team, make_result):
+    project, users = team
+    first, second, third = make_result(), make_result(model="veo-3.1"), make_result(prompt=FOX)
+    html = page_text(as_user(client, users, "viewer"), reverse("prompt_history", args=[project.slug]))
+    boat_form = f'form="compare-prompt-{first.job.prompt_version.prompt_id}"'
+    assert f'name="result" value="{first.pk}" {boat_form}' in html
+    assert f'name="result" value="{second.pk}" {boat_form}' in html
+    assert f'name="result" value="{third.pk}" {boat_form}' not in html, "each prompt ticks into its own form"
+    response = client.post(create_url(project), {"result": [second.pk, first.pk],
+                                                 "title": first.job.prompt_version.prompt.title}, follow=True)
+    comparison = Comparison.objects.get()
+    assert comparison.title == first.job.prompt_version.prompt.title
+    assert compared_ids(response.content.decode()) == [second.pk, first.pk]
