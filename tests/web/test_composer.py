@@ -13,7 +13,7 @@ from django.utils.html import escape
 from PIL import Image
 
 from studio.jobs.models import Batch, Job, JobImage
-from studio.projects.models import ImageAsset, Membership, Project, Prompt, PromptVersion, Role
+from studio.projects.models import ImageAsset, Prompt, PromptVersion
 from studio.providers import catalog
 from studio.providers.base import ValidationFailed
 from studio.providers.models import Protocol, ProviderAccount
@@ -24,20 +24,9 @@ from tests.helpers import png_bytes
 pytestmark = pytest.mark.django_db
 
 PROMPT = "A red kite over wheat fields at golden hour, slow dolly in"
-PEOPLE = ["outsider", "viewer", "editor", "owner"]
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def team(django_user_model):
-    users = {name: django_user_model.objects.create_user(name, f"{name}@example.com", "pw-Secret-123")
-             for name in PEOPLE}
-    project = Project.objects.create(name="Harvest", created_by=users["owner"])
-    for role in (Role.VIEWER, Role.EDITOR, Role.OWNER):
-        Membership.objects.create(project=project, user=users[role.value], role=role)
-    return project, users
-
 
 @pytest.fixture
 def accounts(sandbox, settings):

@@ -16,7 +16,6 @@ from studio.providers.models import ProviderAccount
 
 pytestmark = pytest.mark.django_db
 
-PEOPLE = ["outsider", "viewer", "editor", "owner"]
 PROMPT = "A paper boat drifting down a rain-soaked street, morning light"
 
 
@@ -26,16 +25,6 @@ def closed_port_url():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/qingbo"
-
-
-@pytest.fixture
-def team(django_user_model):
-    users = {name: django_user_model.objects.create_user(name, f"{name}@example.com", "pw-Secret-123")
-             for name in PEOPLE}
-    project = Project.objects.create(name="Harbour", created_by=users["owner"])
-    for role in (Role.VIEWER, Role.EDITOR, Role.OWNER):
-        Membership.objects.create(project=project, user=users[role.value], role=role)
-    return project, users
 
 
 @pytest.fixture

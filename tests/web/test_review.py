@@ -21,23 +21,12 @@ from tests.web.test_job_pages import closed_port_url
 
 pytestmark = pytest.mark.django_db
 
-PEOPLE = ["outsider", "viewer", "editor", "owner"]
 BOAT = "A paper boat drifting down a rain-soaked street, morning light"
 LIGHTHOUSE = "A lighthouse at dusk, waves rolling in"
 FOX = "A red fox asleep in fresh snow"
 TIMECODE_RULE = ("Write a time code as seconds (3.5) or minutes and seconds (0:03.50), or leave it empty "
                  "for a note.")
 EDITORS_ONLY = "Only editors and owners of this project can do that."
-
-
-@pytest.fixture
-def team(django_user_model):
-    users = {name: django_user_model.objects.create_user(name, f"{name}@example.com", "pw-Secret-123")
-             for name in PEOPLE}
-    project = Project.objects.create(name="Harbour", created_by=users["owner"])
-    for role in (Role.VIEWER, Role.EDITOR, Role.OWNER):
-        Membership.objects.create(project=project, user=users[role.value], role=role)
-    return project, users
 
 
 @pytest.fixture
