@@ -31,7 +31,10 @@ def gallery(request, slug):
     selectors.prepare_results(page.object_list)
     context = {"project": project, "filters": filters, "active": active, "page": page,
                "query": _query_without_page(request)}
-    template = "review/gallery.html#results" if request.htmx and not request.htmx.boosted else "review/gallery.html"
+    # Back and forward reload the whole page (htmx keeps no history snapshots here): a snapshot would bring the
+    # results back with the filter fields as first rendered, not as chosen.
+    fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+    template = "review/gallery.html#results" if fragment else "review/gallery.html"
     return render(request, template, context)
 
 

@@ -259,6 +259,25 @@ def test_hovering_a_gallery_card_scrubs_through_its_thumbnail_strip(live_server,
     page.console_errors.assert_none()
 
 
+def test_filters_update_the_cards_and_the_address_and_back_restores_both(live_server, page, four_takes, people):
+    sign_in(page, live_server, "vera", PASSWORD)
+    page.goto(f"{live_server.url}/p/{four_takes[0].job.project.slug}/gallery/")
+    cards = page.locator(".result-card")
+    expect(cards).to_have_count(4)
+    page.select_option("#id_model", "veo-3.0")
+    expect(cards).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"model=veo-3\.0"))
+    expect(page.locator(".gallery-count")).to_contain_text("2 videos match this filter")
+    page.fill("#f-q", "no such words")
+    expect(cards).to_have_count(0)
+    expect(page.locator(".empty h2")).to_have_text("No video matches")
+    page.go_back()
+    expect(cards).to_have_count(2)
+    expect(page.locator("#id_model")).to_have_value("veo-3.0")
+    expect(page.locator("#f-q")).to_have_value("")
+    page.console_errors.assert_none()
+
+
 def test_ticking_three_cards_compares_exactly_those_three(live_server, page, four_takes, people):
     sign_in(page, live_server, "vera", PASSWORD)
     gallery = f"{live_server.url}/p/{four_takes[0].job.project.slug}/gallery/"
