@@ -59,20 +59,20 @@ def prepare_cards(jobs):
     for job in jobs:
         job.batch_size = batch_sizes.get(job.batch_id, 0)
         job.poll_delay = CARD_POLL_SECONDS.get(job.state)
-        job.elapsed = _duration_text((job.finished_at or now) - job.created_at)
+        job.elapsed = duration_text((job.finished_at or now) - job.created_at)
         job.result_list = stored_results(job)
         for result in job.result_list:
-            result.video_url = _media_url(job.project_id, result.file.name)
-            result.poster_url = _media_url(job.project_id, result.poster.name) if result.poster else ""
+            result.video_url = media_url(job.project_id, result.file.name)
+            result.poster_url = media_url(job.project_id, result.poster.name) if result.poster else ""
     return jobs
 
 
-def _media_url(project_id, name):
+def media_url(project_id, name):
     """The studio's own, members-only address for a stored file (never the provider's link)."""
     return reverse("media_file", args=[project_id, name.removeprefix(f"projects/{project_id}/")])
 
 
-def _duration_text(delta):
+def duration_text(delta):
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 60:
         return f"{seconds} s"

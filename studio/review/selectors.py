@@ -10,7 +10,7 @@ from django.utils.text import Truncator
 
 from studio.jobs.media import Probe, mismatches_by_field
 from studio.jobs.models import Batch, Job, JobState, Result
-from studio.jobs.selectors import _duration_text, _media_url
+from studio.jobs.selectors import duration_text, media_url
 from studio.providers.registry import model_spec
 from studio.review.models import Comment, Comparison, ComparisonItem, Rating
 
@@ -86,9 +86,9 @@ def prepare_results(results):
     """Give each result the studio's own links to its file, poster and thumbnail strip."""
     for result in results:
         project_id = result.job.project_id
-        result.video_url = _media_url(project_id, result.file.name)
-        result.poster_url = _media_url(project_id, result.poster.name) if result.poster else ""
-        result.strip_url = _media_url(project_id, result.thumbnail_strip.name) if result.thumbnail_strip else ""
+        result.video_url = media_url(project_id, result.file.name)
+        result.poster_url = media_url(project_id, result.poster.name) if result.poster else ""
+        result.strip_url = media_url(project_id, result.thumbnail_strip.name) if result.thumbnail_strip else ""
         result.download_name = f"job{result.job_id}-{result.job.model}-{result.index + 1}.mp4"
     return results
 
@@ -125,16 +125,24 @@ def aspect_of(width, height):
 LABELS = {"fps": "Frame rate", "aspect_ratio": "Aspect ratio", "audio": "Audio"}
 
 
+def param_text(spec, params, name):
+    """A parameter as the provider used it, in words: as asked, else the model's fixed value or its default."""
+    value = spec.effective(params, name) if spec else params.get(name)
+    if value is None:
+        return "Default"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    param = spec.param(name) if spec else None
+    return f"{value}{param.unit if param else ''}"
+
+
 def requested_versus_delivered(result):
     """Rows of (label, requested, delivered, problem) for every parameter asked for, and what the file is.
 
     `problem` is the sentence saying how the delivered file differs, on the row it concerns.
     """
     job = result.job
-    try:
-        spec = model_spec(job.provider, job.model)
-    except LookupError:
-        spec = None  # a model since dropped from the catalog: its raw names still say what was asked
+    spec = _spec_or_none(job)
     probe = Probe(duration=result.duration, width=result.width, height=result.height, fps=result.fps,
                   video_codec=result.video_codec, has_audio=bool(result.has_audio))
     problems = mismatches_by_field(spec, job.params, probe) if spec else {}
@@ -146,24 +154,15 @@ def requested_versus_delivered(result):
         "fps": f"{result.fps:g} fps" if result.fps else "Unknown",
     }
 
-    def requested(name):
-        value = spec.effective(job.params, name) if spec else job.params.get(name)
-        param = spec.param(name) if spec else None
-        if value is None:
-            return "Default"
-        if isinstance(value, bool):
-            return "Yes" if value else "No"
-        return f"{value}{param.unit if param else ''}"
-
     def label(name):
         param = spec.param(name) if spec else None
         return param.label if param else LABELS.get(name) or name.replace("_", " ").capitalize()
 
     checked = ("duration", "resolution", "aspect_ratio", "fps", "audio")
     takes = set(spec.param_names) | set(spec.fixed) if spec else set(job.params)
-    rows = [(label(name), requested(name) if name in takes else "—", delivered[name],
+    rows = [(label(name), param_text(spec, job.params, name) if name in takes else "—", delivered[name],
              problems.get(name, "")) for name in checked]
-    rows += [(label(name), requested(name), "", "") for name in (spec.param_names if spec else job.params)
+    rows += [(label(name), param_text(spec, job.params, name), "", "") for name in (spec.param_names if spec else job.params)
              if name not in checked and name not in ("prompt", "negative_prompt")]
     rows.append(("Codec", "", result.video_codec or "Unknown", ""))
     # Sentences stored for a model no longer in the catalog have no row: they are listed as they were.
@@ -192,14 +191,14 @@ def timings(job):
 def _between(start, end):
     if not start or not end:
         return ""
-    return _duration_text(end - start) if (end - start).total_seconds() >= 1 else "<1 s"
+    return duration_text(end - start) if (end - start).total_seconds() >= 1 else "<1 s"
 
 
 def images_used(job):
     """The first frame, last frame and references the job sent, each with the studio's link to it."""
     uses = list(job.images.select_related("image"))
     for use in uses:
-        use.url = _media_url(job.project_id, use.image.file.name)
+        use.url = media_url(job.project_id, use.image.file.name)
     return uses
 
 
@@ -281,20 +280,9 @@ def _param_label(specs, name):
 
 
 def _param_value(job, spec, name):
-    """The value the provider used: as asked, else the model's fixed value or default; "—" if it has no such
-    setting."""
-    if spec is None:
-        value = job.params.get(name, "—")
-    elif name in spec.param_names or name in spec.fixed:
-        value = spec.effective(job.params, name)
-    else:
-        return "—"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if value is None:
-        return "Default"
-    param = spec.param(name) if spec else None
-    return f"{value}{param.unit if param else ''}"
+    """What a compared video used for `name`, or "—" if its model has no such setting."""
+    takes = (name in spec.param_names or name in spec.fixed) if spec else name in job.params
+    return param_text(spec, job.params, name) if takes else "—"
 
 
 def comparisons_of(project, user):
