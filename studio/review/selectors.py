@@ -232,9 +232,7 @@ class CompareItem:
 def comparison_items(comparison, user):
     """The comparison's videos in order, each with its letter and the team's ratings, in two queries."""
     order = {item.result_id: item.position for item in comparison.items.all()}
-    results = prepare_results(list(
-        results_for_review(user).filter(pk__in=order).select_related("job__account")
-    ))
+    results = prepare_results(list(results_for_review(user).filter(pk__in=order)))
     results.sort(key=lambda result: order[result.pk])
     return [CompareItem(LETTERS[i], result, result.pk == comparison.winner_id) for i, result in enumerate(results)]
 
@@ -289,7 +287,7 @@ def comparisons_of(project, user):
     """The project's saved comparisons, newest first, each with its videos' posters (three queries in all)."""
     comparisons = list(
         Comparison.objects.for_user(user).filter(project=project)
-        .select_related("created_by", "winner__job", "batch").prefetch_related(
+        .select_related("created_by", "winner__job").prefetch_related(
             Prefetch("items", queryset=ComparisonItem.objects.select_related("result__job__account"))
         )
     )

@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from studio.jobs.models import Batch, ReviewState
-from studio.jobs.selectors import prepare_cards
+from studio.jobs.selectors import stored_results
 from studio.projects.access import project_for
 from studio.projects.models import Role
 from studio.review import selectors, services
@@ -40,22 +40,7 @@ def gallery(request, slug):
 
 def result_detail(request, slug, result_id):
     project = project_for(request, slug)
-    result = _result_for(request, project, result_id)
-    job = result.job
-    rows, unplaced = selectors.requested_versus_delivered(result)
-    stages, total = selectors.timings(job)
-    prepare_cards([job])
-    newer, older = selectors.neighbours(result, project)
-    context = {
-        "newer_id": newer, "older_id": older,
-        "project": project, "result": result, "job": job, "rows": rows, "unplaced_mismatches": unplaced,
-        "stages": stages, "total_time": total, "answers": selectors.provider_answers(job),
-        "images": selectors.images_used(job), "comments": selectors.comments_of(result),
-        "team_ratings": selectors.team_ratings(result), "comment_form": CommentForm(),
-        "can_edit": project.membership.allows(Role.EDITOR), "can_resolve": project.membership.allows(Role.EDITOR),
-        "review_states": ReviewState.choices,
-    }
-    return render(request, "review/result_detail.html", context)
+    return _result_page(request, project, _result_for(request, project, result_id))
 
 
 @require_POST
@@ -68,7 +53,7 @@ def result_rate(request, slug, result_id):
         if "stars" in changes:
             changes["stars"] = changes["stars"] or None  # 0 clears
         services.rating_set(result=result, user=request.user, **changes)
-    return _review_panel(request, project, result_id, "review/_rating.html")
+    return _review_panel(request, project, result_id)
 
 
 @require_POST
@@ -79,7 +64,7 @@ def result_review_state(request, slug, result_id):
         services.review_state_set(result=result, user=request.user, state=request.POST.get("state", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    return _review_panel(request, project, result_id, "review/_rating.html")
+    return _review_panel(request, project, result_id)
 
 
 @require_POST
@@ -94,14 +79,10 @@ def result_comment(request, slug, result_id):
             form.add_error(None, error)  # the error names its field
         else:
             form = CommentForm()
-    if not request.htmx:
-        if form.errors:
-            messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
-        return redirect(reverse("result_detail", args=[project.slug, result_id]) + "#comments")
-    context = {"project": project, "result": result, "comments": selectors.comments_of(result),
-               "comment_form": form}
-    # A refusal is answered 200 like the composer's: the fragment says why, and htmx swaps it in.
-    return render(request, "review/result_detail.html#comments", context)
+    if form.errors and not request.htmx:
+        # The whole page again, with what was written still in the form and the rule it broke beside it.
+        return _result_page(request, project, result, comment_form=form, status=422)
+    return _comments(request, project, result, form)
 
 
 @require_POST
@@ -113,11 +94,7 @@ def comment_delete(request, slug, result_id, comment_id):
         services.comment_delete(comment=comment, user=request.user, membership=project.membership)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    if not request.htmx:
-        return redirect(reverse("result_detail", args=[project.slug, result_id]) + "#comments")
-    context = {"project": project, "result": result, "comments": selectors.comments_of(result),
-               "comment_form": CommentForm()}
-    return render(request, "review/result_detail.html#comments", context)
+    return _comments(request, project, result, CommentForm())
 
 
 @require_POST
@@ -193,6 +170,31 @@ def comparison_list(request, slug):
 # Helpers ----------------------------------------------------------------------------------------------------
 
 
+def _result_page(request, project, result, *, comment_form=None, status=200):
+    job = result.job
+    rows, unplaced = selectors.requested_versus_delivered(result)
+    stages, total = selectors.timings(job)
+    newer, older = selectors.neighbours(result, project)
+    context = {
+        "project": project, "result": result, "job": job, "rows": rows, "unplaced_mismatches": unplaced,
+        "newer_id": newer, "older_id": older, "sample_count": len(stored_results(job)),
+        "stages": stages, "total_time": total, "answers": selectors.provider_answers(job),
+        "images": selectors.images_used(job), "comments": selectors.comments_of(result),
+        "team_ratings": selectors.team_ratings(result), "comment_form": comment_form or CommentForm(),
+        "can_edit": project.membership.allows(Role.EDITOR), "review_states": ReviewState.choices,
+    }
+    return render(request, "review/result_detail.html", context, status=status)
+
+
+def _comments(request, project, result, form):
+    """The comments after a change: their fragment for htmx (a refusal included: it says why, and htmx swaps
+    it in), else back to the page."""
+    if not request.htmx:
+        return redirect(reverse("result_detail", args=[project.slug, result.pk]) + "#comments")
+    context = {"project": project, "result": result, "comments": selectors.comments_of(result), "comment_form": form}
+    return render(request, "review/result_detail.html#comments", context)
+
+
 def _result_for(request, project, result_id):
     result = selectors.result_for(request.user, project, result_id)
     if result is None:
@@ -206,7 +208,7 @@ def _comparison_for(request, project, comparison_id):
     return get_object_or_404(comparisons, pk=comparison_id)
 
 
-def _review_panel(request, project, result_id, template):
+def _review_panel(request, project, result_id):
     """The stars, pick and state of a result after a change: the fragment for htmx, else the page it came from."""
     if not request.htmx:
         return redirect(_back(request, reverse("result_detail", args=[project.slug, result_id])))
@@ -214,7 +216,7 @@ def _review_panel(request, project, result_id, template):
     context = {"project": project, "result": result, "can_edit": project.membership.allows(Role.EDITOR),
                "review_states": ReviewState.choices, "team_ratings": selectors.team_ratings(result),
                "compact": request.POST.get("compact") == "1"}
-    return render(request, template, context)
+    return render(request, "review/_rating.html", context)
 
 
 def _back(request, default):

@@ -721,8 +721,10 @@ def test_a_malformed_time_code_is_refused_with_its_rule(client, team, make_resul
     html = response.content.decode()
     assert TIMECODE_RULE in html
     assert "Here</textarea>" in html, "what was written is kept for another try"
-    html = client.post(comment_url(result), {"body": "Here", "timecode": typed}, follow=True).content.decode()
+    response = client.post(comment_url(result), {"body": "Here", "timecode": typed}, follow=True)
+    html = response.content.decode()
     assert TIMECODE_RULE in html
+    assert response.status_code == 422 and "Here</textarea>" in html, "without JavaScript too, nothing typed is lost"
     assert not Comment.objects.exists()
 
 
