@@ -8,7 +8,6 @@ Pollers run on threads that share the test database, so every test here uses the
 import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 
@@ -19,9 +18,10 @@ from django_q.models import OrmQ
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobEvent, JobState
-from studio.jobs.poller import Poller, claim_due_jobs
+from studio.jobs.poller import claim_due_jobs
 from studio.providers.models import RequestWindow
 from tests.conftest import wait_for
+from tests.helpers import poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
 # One cheap model per provider: short clips render fast in the sandbox.
@@ -55,19 +55,6 @@ def states(jobs):
 
 def all_in(jobs, wanted):
     return all(state in wanted for state in states(jobs).values())
-
-
-@contextmanager
-def poller_running(*, threads=8, owner=None, seconds=30):
-    poller = Poller(threads=threads, owner=owner)
-    thread = threading.Thread(target=poller.run, kwargs={"seconds": seconds}, name=f"poller-{owner}")
-    thread.start()
-    try:
-        yield poller
-    finally:
-        poller.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the poller did not stop"
 
 
 class WorkLog:

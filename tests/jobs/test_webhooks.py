@@ -7,8 +7,6 @@ fixture is the studio it reaches.
 
 import json
 import re
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.test import Client
@@ -17,8 +15,8 @@ from django.utils import timezone
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobState
-from studio.jobs.poller import Poller
 from tests.conftest import wait_for
+from tests.helpers import poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
 def make_job(project, account):
@@ -49,18 +47,6 @@ def wake_fields(job):
     return Job.objects.filter(pk=job.pk).values_list("state", "webhook_received_at", "next_poll_at").get()
 
 
-@contextmanager
-def poller_running():
-    poller = Poller(threads=4, owner="webhook-test:1")
-    thread = threading.Thread(target=poller.run, kwargs={"seconds": 30})
-    thread.start()
-    try:
-        yield poller
-    finally:
-        poller.stop()
-        thread.join(timeout=30)
-
-
 def test_a_qingbo_submission_carries_its_own_unguessable_callback_url(sandbox_accounts, demo_project, sandbox,
                                                                       settings):
     sandbox.set_job_seconds(30)  # no callback arrives while the test runs
@@ -80,7 +66,7 @@ def test_a_callback_shows_the_finished_job_within_a_second_or_two(sandbox_accoun
     account.save()
     job = make_job(demo_project, account)
     Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
-    with poller_running():
+    with poller_running(threads=4, owner="webhook-test:1"):
         wait_for(lambda: sandbox.state.tasks, timeout=5)
         task = next(iter(sandbox.state.tasks.values()))
         wait_for(lambda: "completed_at" in task.extra, timeout=10)
