@@ -1,13 +1,10 @@
 """The provider sandbox for benchmarks: the studio's own sandbox server, run as its own process, with these
-differences, all made from the outside (server.py is not changed):
+differences, all made from the outside:
 
-* every request-log entry carries `at`, the wall-clock time (time.time()) at which the request was
-  routed, and video downloads (`/_files/...`, which the stock log leaves out) are logged too, as
-  `{"kind": "download", "task": id, "at": ...}`. The stock `/_sandbox/requests` entries have no time,
-  so without this the arrival of a status check can only be guessed.
-* the listen backlog is 256 instead of socketserver's 5, and answers are sent with TCP_NODELAY (unless
-  `--nagle`): the stock server's answers each stall ~40 ms on Nagle's algorithm and delayed ACKs
-  (see BenchSandboxServer), which would make the sandbox, not the studio, the limit.
+* video downloads (`/_files/...`, which the stock request log leaves out) are logged too, as
+  `{"kind": "download", "task": id, "at": ...}`, so a benchmark sees when each video was fetched.
+* the listen backlog is 256 instead of the stock 128. `--nagle` turns Nagle's algorithm back on (the
+  stock server turns it off), to measure what it cost: ~40 ms per answer on a kept-alive connection.
 * `--completion-spread S` adds a random 0..S seconds to each task's running time, so the tasks of a
   benchmark that submitted them all at once do not all finish in the same few seconds.
 * `--shared-clip` renders one tiny clip per (provider, model) and hands that same file to every later
@@ -24,13 +21,12 @@ import argparse
 import random
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from studio.sandbox.server import MALFORMED, Sandbox, SandboxServer
+from studio.sandbox.server import Handler, Sandbox, SandboxServer
 
 
 class TimedSandbox(Sandbox):
@@ -48,19 +44,6 @@ class TimedSandbox(Sandbox):
             with self.lock:
                 task.job_seconds += self.random.uniform(0.0, self.completion_spread)
         return task
-
-    def record(self, request):
-        entry = {
-            "provider": request.provider,
-            "method": request.method,
-            "path": request.path,
-            "query": request.query,
-            "json": None if request.json is MALFORMED else request.json,
-            "authorization": "Bearer ***" if request.key else "",
-            "at": time.time(),
-        }
-        with self.lock:
-            self.requests.append(entry)
 
     def serve_video(self, task, index):
         with self.lock:
@@ -87,16 +70,13 @@ class BenchSandboxServer(SandboxServer):
     # socketserver's default backlog of 5 drops SYNs when many downloads open connections at once, and the
     # client's retransmit costs a full second: an artifact of the stand-in, not of the studio.
     request_queue_size = 256
-    nagle = False
 
-    def get_request(self):
-        # The stock handler writes an answer's headers and its body in two send() calls; with Nagle's
-        # algorithm on, the body waits for the client's delayed ACK, so every answer on a kept-alive
-        # connection takes ~40 ms (measured: status GET p50 44 ms with Nagle, about 1 ms without).
-        connection, address = super().get_request()
-        if not self.nagle:
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection, address
+
+class NagleHandler(Handler):
+    """The handler with Nagle's algorithm left on, as the sandbox first shipped: each answer's body then waits
+    for the client's delayed ACK (~40 ms on a kept-alive connection). For `--nagle` comparisons only."""
+
+    disable_nagle_algorithm = False
 
 
 def stop_serving(signum, frame):
@@ -111,14 +91,15 @@ def main():
     parser.add_argument("--tiny-videos", action="store_true")
     parser.add_argument("--shared-clip", action="store_true")
     parser.add_argument("--completion-spread", type=float, default=0.0)
-    parser.add_argument("--nagle", action="store_true", help="leave Nagle's algorithm on, as the stock sandbox does")
+    parser.add_argument("--nagle", action="store_true", help="leave Nagle's algorithm on, as the sandbox first did")
     parser.add_argument("--media-dir", type=Path)
     options = parser.parse_args()
     media_dir = options.media_dir or Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
     sandbox = TimedSandbox(job_seconds=options.job_seconds, media_dir=media_dir, tiny_videos=options.tiny_videos,
                            shared_clip=options.shared_clip, completion_spread=options.completion_spread)
     server = BenchSandboxServer((options.host, options.port), sandbox)
-    server.nagle = options.nagle
+    if options.nagle:
+        server.RequestHandlerClass = NagleHandler
     signal.signal(signal.SIGTERM, stop_serving)
     print(f"Sandbox listening on {server.url}", flush=True)
     try:
