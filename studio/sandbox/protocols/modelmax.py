@@ -13,6 +13,7 @@ import base64
 import binascii
 import io
 import secrets
+from urllib.parse import quote
 
 from PIL import Image, UnidentifiedImageError
 
@@ -86,7 +87,7 @@ def submit(sandbox, request):
     )
     task.extra.update(content_id=secrets.token_hex(12), key=request.key, resolution=resolution, seconds=seconds,
                       audio=audio)
-    queue_path = f"/v1/queue/{model}/requests/{task.id}"
+    queue_path = f"/v1/queue/{model}/requests/{quote(task.id, safe='')}"  # a task_id fault's id may need it
     return Response(202, {"request_id": task.id, "status": "IN_QUEUE",
                           "status_url": f"{queue_path}/status", "response_url": queue_path})
 
@@ -204,19 +205,26 @@ def result(sandbox, request):
 result.step = "result"
 
 
-def content(sandbox, request):
+def content_task(sandbox, request):
+    """The task whose videos a content URL serves, or None."""
     content_id = request.match["content_id"]
     with sandbox.lock:
         task = next((t for t in sandbox.tasks.values()
                      if t.provider == PROVIDER and t.extra.get("content_id") == content_id), None)
-    if task is None or task.model != request.match["model"]:
-        return error(404, f"content {content_id} not found", "not_found")
+    return task if task is not None and task.model == request.match["model"] else None
+
+
+def content(sandbox, request):
+    task = content_task(sandbox, request)
+    if task is None:
+        return error(404, f"content {request.match['content_id']} not found", "not_found")
     if request.key != task.extra["key"]:
         return error(401, "This content belongs to another API key.", "unauthorized")
     return sandbox.serve_video(task, int(request.match["index"]))
 
 
 content.step = "download"
+content.task = content_task  # so the download log names the task even when a fault answers instead
 
 QUEUE = r"/v1/queue/(?P<model>[^/]+)"
 ROUTES = [

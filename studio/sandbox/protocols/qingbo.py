@@ -106,8 +106,8 @@ cancel.step = "cancel"
 
 ROUTES = [
     ("POST", r"^/v1/tasks$", create),
-    ("GET", r"^/v1/tasks/(?P<task_id>[\w.-]+)$", status),
-    ("POST", r"^/v1/tasks/(?P<task_id>[\w.-]+)/cancel$", cancel),
+    ("GET", r"^/v1/tasks/(?P<task_id>[^/]+)$", status),
+    ("POST", r"^/v1/tasks/(?P<task_id>[^/]+)/cancel$", cancel),
 ]
 
 

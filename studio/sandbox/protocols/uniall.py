@@ -204,5 +204,5 @@ def new_api_job(task, state, progress, urls):
 
 ROUTES = [
     ("POST", r"^/v1/video/generations/?$", submit),
-    ("GET", r"^/v1/video/generations/(?P<task_id>[A-Za-z0-9_-]+)/?$", status),
+    ("GET", r"^/v1/video/generations/(?P<task_id>[^/]+)/?$", status),
 ]
