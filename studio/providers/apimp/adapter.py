@@ -18,7 +18,7 @@ sent: the gateway maps it to aspectRatio/resolution by the short side (< 1920 ->
 1920x1080 size would mean 720p; metadata wins over size, so the studio states both options there.
 """
 
-from studio.providers.adapter import ProviderAdapter, percent, unix_seconds
+from studio.providers.adapter import ProviderAdapter, excerpt, path_segment, percent, text, unix_seconds
 from studio.providers.apimp.catalog import MODELS
 from studio.providers.base import HttpCall, ProviderError, State, StatusUpdate, Submitted
 
@@ -64,17 +64,18 @@ class ApimpAdapter(ProviderAdapter):
         return HttpCall("POST", "api/generate/submit", json={"model": request.model, "input": job_input})
 
     def parse_submit(self, body):
-        data = self.require(body, "data")
-        raw = str(self.require(body, "data", "status"))
+        raw = self.require_status(body, "data", "status")
+        task_id = self.require_id(body, "data", "task_id")
+        data = body["data"]
         return Submitted(
-            task_id=str(self.require(body, "data", "task_id")),
+            task_id=task_id,
             raw_status=raw,
             state=self.map_status(raw),
             created_at=unix_seconds(data.get("created_time")),
         )
 
     def build_status(self, task_id, data):
-        return HttpCall("GET", f"api/generate/status/{task_id}")
+        return HttpCall("GET", f"api/generate/status/{path_segment(task_id)}")
 
     def parse_status(self, body):
         """A status answer; `file_type` says "image" even for videos, so every file of a finished task is taken.
@@ -83,31 +84,34 @@ class ApimpAdapter(ProviderAdapter):
                                    "created_time": "2026-06-18T09:21:26", "error_message": null,
                                    "files": [{"file_url": "https://…/video.mp4", "file_type": "image"}]}}
         """
-        data = self.require(body, "data")
-        raw = str(self.require(body, "data", "status"))
+        raw = self.require_status(body, "data", "status")
+        data = body["data"]
         update = StatusUpdate(state=self.map_status(raw), raw_status=raw, progress=percent(data.get("progress")))
         if update.state == State.SUCCEEDED:
             update.video_urls = self.file_urls(body)
         elif update.state == State.FAILED:
-            update.error = str(data.get("error_message") or "APIMP reported the task failed without a reason.")
+            update.error = text(data.get("error_message"), "APIMP reported the task failed without a reason.")
         return update
 
     def file_urls(self, body):
-        files = self.require(body, "data").get("files") or []
-        urls = [item["file_url"] for item in files if isinstance(item, dict) and item.get("file_url")]
-        if not urls:
+        files = body["data"].get("files") or []
+        if not isinstance(files, list):
+            raise self.malformed("says the task finished but its data.files is not a list", body)
+        urls = [text(item.get("file_url")) for item in files if isinstance(item, dict)]
+        if not any(urls):
             # A gateway can flag the task finished a moment before it fills in the files: ask again.
-            raise ProviderError(f"APIMP says the task finished but lists no files: {str(body)[:300]}", body=body)
-        return urls
+            raise ProviderError(f"APIMP says the task finished but lists no files: {excerpt(body)}",
+                                kind="no_video", body=body)
+        return [url for url in urls if url]
 
     def check_body(self, status_code, body):
         """The gateway may answer HTTP 200 with an error inside: {"code": 400, "error": {...}}."""
         code = body.get("code") if isinstance(body, dict) else None
         try:
             code = int(code)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
             return
-        if 200 <= code < 300:
+        if 200 <= code < 300 or not 0 <= code < 1000:  # a number that is no HTTP status says nothing
             return
         raise ProviderError(
             self.error_message(code, body),

@@ -6,9 +6,8 @@ header. Every path after the submit contains the model id, so Submitted.data kee
 """
 
 import re
-from urllib.parse import quote
 
-from studio.providers.adapter import ProviderAdapter
+from studio.providers.adapter import ProviderAdapter, excerpt, identifier, path_segment, text
 from studio.providers.base import HttpCall, ProviderError, State, StatusUpdate, Submitted
 from studio.providers.modelmax.catalog import MODELS
 
@@ -59,16 +58,17 @@ class ModelMaxAdapter(ProviderAdapter):
         body = {"prompt": request.prompt}
         if parameters:
             body["parameters"] = parameters
-        return HttpCall("POST", f"v1/queue/{request.model}", json=body)
+        return HttpCall("POST", f"v1/queue/{path_segment(request.model)}", json=body)
 
     def parse_submit(self, body):
         """202 {"request_id": "Z2VtaW5pOnZlby0zOjg6NzIwcDoxOm9wLTEyMzQ1", "status": "IN_QUEUE",
                 "status_url": "/v1/queue/veo-3/requests/Z2Vt.../status",
                 "response_url": "/v1/queue/veo-3/requests/Z2Vt..."}
         """
-        task_id = self.require(body, "request_id")
-        raw = body.get("status", "IN_QUEUE")
-        status_url, response_url = body.get("status_url", ""), body.get("response_url", "")
+        task_id = self.require_id(body, "request_id")
+        # The job exists once this answer came, so a status of the wrong type reads as the default.
+        raw = text(body.get("status"), "IN_QUEUE")
+        status_url, response_url = text(body.get("status_url")), text(body.get("response_url"))
         data = {"model": model_from_queue_urls(body, status_url, response_url),
                 "status_url": status_url, "response_url": response_url}
         return Submitted(task_id=task_id, raw_status=raw, state=self.map_status(raw), data=data)
@@ -86,7 +86,7 @@ class ModelMaxAdapter(ProviderAdapter):
 
         COMPLETED carries no URLs: they come from the billed result call.
         """
-        raw = self.require(body, "status")
+        raw = self.require_status(body, "status")
         state = self.map_status(raw)
         if state == State.FAILED:
             return StatusUpdate(state, raw_status=raw, error=failure_text(body))
@@ -102,37 +102,46 @@ class ModelMaxAdapter(ProviderAdapter):
             "usage": {"video_seconds": 8, "video_resolution": "720p", "video_has_audio": true}}
         or {"request_id": "…", "status": "FAILED", "error": "content policy violation"}
         """
-        raw = self.require(body, "status")
+        raw = self.require_status(body, "status")
         state = self.map_status(raw)
         if state == State.FAILED:
             return StatusUpdate(state, raw_status=raw, error=failure_text(body))
         if state != State.SUCCEEDED:
             return StatusUpdate(state, raw_status=raw)
-        urls = [self.require(item, "url") for item in self.require(body, "data")]
+        urls = self.video_urls(body)
         if not urls:
             # The result is already billed; fetching it again would not bring videos back.
             error = "ModelMax reported COMPLETED but returned no videos."
             return StatusUpdate(State.FAILED, raw_status=raw, error=error)
         return StatusUpdate(state, raw_status=raw, progress=100, video_urls=urls)
 
+    def video_urls(self, body):
+        """Every data[].url; a COMPLETED answer whose data is not that list of URLs cannot be read."""
+        items = self.require(body, "data")
+        if not isinstance(items, list):
+            raise self.malformed("has a data that is not a list of videos", body)
+        urls = [text(item.get("url")) if isinstance(item, dict) else "" for item in items]
+        if not all(urls):
+            raise self.malformed("lists a video without a url", body)
+        return urls
+
 
 def request_path(task_id, data):
-    return f"v1/queue/{data['model']}/requests/{quote(str(task_id), safe='')}"
+    return f"v1/queue/{path_segment(data['model'])}/requests/{path_segment(task_id)}"
 
 
 def model_from_queue_urls(body, *urls):
     """The submit answer does not name the model except inside its queue URLs."""
     for url in urls:
-        if match := MODEL_IN_QUEUE_URL.search(url or ""):
+        if (match := MODEL_IN_QUEUE_URL.search(url)) and identifier(match["model"]):
             return match["model"]
     # The job exists at ModelMax but cannot be followed; resending it would pay twice.
-    raise ProviderError(
-        f"ModelMax accepted the job but its answer names no queue URL: {str(body)[:300]}", ambiguous=True, body=body
-    )
+    raise ProviderError(f"ModelMax accepted the job but its answer names no queue URL: {excerpt(body)}",
+                        ambiguous=True, kind="malformed", body=body)
 
 
 def failure_text(body):
     error = body.get("error")
     if isinstance(error, dict):
         error = error.get("message")
-    return str(error or "ModelMax reported the job as failed without a reason.")
+    return text(error, "ModelMax reported the job as failed without a reason.")

@@ -3,8 +3,8 @@
 Images are URLs the provider fetches; which images a task uses is named by `action`.
 """
 
-from studio.providers.adapter import ProviderAdapter, percent, unix_seconds
-from studio.providers.base import HttpCall, State, StatusUpdate, Submitted
+from studio.providers.adapter import ProviderAdapter, excerpt, path_segment, percent, text, unix_seconds
+from studio.providers.base import HttpCall, ProviderError, State, StatusUpdate, Submitted
 from studio.providers.qingbo.catalog import MODELS
 
 # Unified parameter -> QWave field, for the values sent as they are.
@@ -78,16 +78,18 @@ class QingboAdapter(ProviderAdapter):
 
         `created_at` is milliseconds here and seconds in another of its examples; both are accepted.
         """
-        raw = str(body.get("status") or "queued")
+        task_id = self.require_id(body, "task_id")
+        # The task exists once this answer came, so a status of the wrong type reads as the default.
+        raw = text(body.get("status"), "queued")
         return Submitted(
-            task_id=str(self.require(body, "task_id")),
+            task_id=task_id,
             raw_status=raw,
             state=self.map_status(raw),
             created_at=unix_seconds(body.get("created_at")),
         )
 
     def build_status(self, task_id, data):
-        return HttpCall("GET", f"v1/tasks/{task_id}")
+        return HttpCall("GET", f"v1/tasks/{path_segment(task_id)}")
 
     def parse_status(self, body):
         """GET v1/tasks/{task_id}::
@@ -98,9 +100,9 @@ class QingboAdapter(ProviderAdapter):
              "error": {"message": "…"}}
 
         status: queued, processing, completed, failed or cancelled. `result` and `error` may be null
-        or absent.
+        or absent while the task runs; a completed task must list at least one video URL.
         """
-        raw = str(self.require(body, "status"))
+        raw = self.require_status(body, "status")
         state = self.map_status(raw)
         return StatusUpdate(
             state=state,
@@ -108,22 +110,30 @@ class QingboAdapter(ProviderAdapter):
             progress=percent(body.get("progress")),
             video_urls=self.video_urls(body) if state == State.SUCCEEDED else [],
             error=self.failure_text(body, raw) if state == State.FAILED else "",
+            model=text(body.get("model")),
         )
 
-    @staticmethod
-    def video_urls(body):
-        videos = (body.get("result") or {}).get("videos") or []
-        return [video["url"] for video in videos if isinstance(video, dict) and video.get("url")]
+    def video_urls(self, body):
+        result = body.get("result")
+        if not isinstance(result, dict):
+            raise self.malformed("says completed but has no result object", body)
+        videos = result.get("videos")
+        if not isinstance(videos, list):
+            raise self.malformed("says completed but its result.videos is not a list", body)
+        urls = [text(video.get("url")) for video in videos if isinstance(video, dict)]
+        if not any(urls):
+            # Finished a moment before its links are filled in, perhaps: ask again (not a fault of the account).
+            raise ProviderError(f"QWave says the task completed but lists no video URL: {excerpt(body)}",
+                                kind="no_video", body=body)
+        return [url for url in urls if url]
 
     @staticmethod
     def failure_text(body, raw):
         error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str) and error:
-            return error
-        return f"QWave reports the task {raw} without a reason."
+        if isinstance(error, dict):
+            error = error.get("message")
+        return text(error, f"QWave reports the task {raw} without a reason.")
 
     def build_cancel(self, task_id, data):
         """Only queued tasks can be cancelled (and are refunded); later ones answer 400."""
-        return HttpCall("POST", f"v1/tasks/{task_id}/cancel")
+        return HttpCall("POST", f"v1/tasks/{path_segment(task_id)}/cancel")

@@ -28,7 +28,16 @@ Errors are OpenAI-like: {"error": {"message": "...", "type": "...", "code": "...
 errors are {"code": "task_not_exist", "message": "...", "data": null}.
 """
 
-from studio.providers.adapter import ProviderAdapter, percent, unix_seconds
+from studio.providers.adapter import (
+    ERROR_MESSAGE_CHARS,
+    ProviderAdapter,
+    excerpt,
+    identifier,
+    path_segment,
+    percent,
+    text,
+    unix_seconds,
+)
 from studio.providers.base import HttpCall, ProviderError, State, StatusUpdate, Submitted
 from studio.providers.uniall.catalog import MODELS
 
@@ -82,31 +91,33 @@ class UniAllAdapter(ProviderAdapter):
         return HttpCall("POST", GENERATIONS_PATH, json=body)
 
     def build_status(self, task_id, data):
-        return HttpCall("GET", f"{GENERATIONS_PATH}/{task_id}")
+        return HttpCall("GET", f"{GENERATIONS_PATH}/{path_segment(task_id)}")
 
     # Answers -------------------------------------------------------------------------------------
 
     def parse_submit(self, body):
-        job = unwrap(body)
-        task_id = job.get("task_id") or job.get("id")
-        if not task_id:
+        job, _ = unwrap(body)
+        job = job if isinstance(job, dict) else {}
+        task_id = identifier(job.get("task_id")) or identifier(job.get("id"))
+        if task_id is None:
             # The gateway answered 200, so a job may exist that we cannot track: never resend on our own.
-            raise ProviderError(f"UniAll accepted the request but gave no task id: {str(body)[:300]}",
-                                ambiguous=True, body=body)
-        raw = str(job.get("status") or "queued")
-        return Submitted(task_id=str(task_id), raw_status=raw, state=self.map_status(raw),
+            raise ProviderError(f"UniAll accepted the request but gave no task id: {excerpt(body)}",
+                                ambiguous=True, kind="malformed", body=body)
+        # The job exists once this answer came, so a status of the wrong type reads as the default.
+        raw = text(job.get("status"), "queued")
+        return Submitted(task_id=task_id, raw_status=raw, state=self.map_status(raw),
                          created_at=unix_seconds(job.get("created_at")))
 
     def parse_status(self, body):
-        job = unwrap(body)
-        raw = str(self.require(job, "status"))
+        job, where = unwrap(body)
+        raw = self.require_status(body, *where, "status")
         state = self.map_status(raw)
         update = StatusUpdate(state=state, raw_status=raw, progress=percent(job.get("progress")))
         if state == State.SUCCEEDED:
             update.video_urls = video_urls(job)
             if not update.video_urls:
-                message = f"UniAll reports {raw} but gives no video URL: {str(body)[:300]}"
-                raise ProviderError(message, body=body)
+                message = f"UniAll reports {raw} but gives no video URL: {excerpt(body)}"
+                raise ProviderError(message, kind="no_video", body=body)
         elif state == State.FAILED:
             update.error = failure_reason(job) or f"UniAll reports the job {raw} without a reason."
         return update
@@ -115,9 +126,9 @@ class UniAllAdapter(ProviderAdapter):
         if isinstance(body, dict):
             error = body.get("error")
             if isinstance(error, dict) and error.get("message"):
-                return str(error["message"])
+                return excerpt(error["message"], ERROR_MESSAGE_CHARS)
             if is_new_api_wrapper(body) and (body.get("message") or body.get("code")):
-                return str(body.get("message") or body["code"])
+                return excerpt(body.get("message") or body["code"], ERROR_MESSAGE_CHARS)
         return super().error_message(status_code, body)
 
     def check_body(self, status_code, body):
@@ -138,27 +149,31 @@ def is_new_api_wrapper(body):
 
 
 def unwrap(body):
-    """The job itself, whether flat or inside New-API's {"code": "success", "data": {...}}."""
+    """The job and the keys to it, whether flat or inside New-API's {"code": "success", "data": {...}}."""
     if is_new_api_wrapper(body) and isinstance(body.get("data"), dict):
-        return body["data"]
-    return body
+        return body["data"], ("data",)
+    return body, ()
 
 
 def video_urls(job):
-    """`video_url`, else `result.video_url`, else `result.outputs` (strings or {url}), else `result_url`."""
-    if job.get("video_url"):
-        return [str(job["video_url"])]
+    """`video_url`, else `result.video_url`, else `result.outputs` (strings or {url}), else `result_url`.
+
+    Only strings count: a field of another type is passed over like an absent one.
+    """
+    if url := text(job.get("video_url")):
+        return [url]
     result = job.get("result") if isinstance(job.get("result"), dict) else {}
-    if result.get("video_url"):
-        return [str(result["video_url"])]
-    outputs = [item.get("url") if isinstance(item, dict) else item for item in result.get("outputs") or []]
-    if urls := [url for url in outputs if isinstance(url, str) and url]:
+    if url := text(result.get("video_url")):
+        return [url]
+    outputs = result.get("outputs") if isinstance(result.get("outputs"), list) else []
+    urls = [text(item.get("url") if isinstance(item, dict) else item) for item in outputs]
+    if urls := [url for url in urls if url]:
         return urls
-    return [str(job["result_url"])] if job.get("result_url") else []
+    return [url] if (url := text(job.get("result_url"))) else []
 
 
 def failure_reason(job):
     error = job.get("error")
     if isinstance(error, dict):
-        error = error.get("message") or error.get("code")
-    return str(error or job.get("fail_reason") or "")
+        error = text(error.get("message")) or text(error.get("code"))
+    return text(error) or text(job.get("fail_reason"))

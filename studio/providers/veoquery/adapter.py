@@ -7,7 +7,7 @@ reference images on the components models.
 
 import logging
 
-from studio.providers.adapter import ProviderAdapter, percent, unix_seconds
+from studio.providers.adapter import ProviderAdapter, excerpt, percent, text, unix_seconds
 from studio.providers.base import HttpCall, ProviderError, State, StatusUpdate, Submitted
 from studio.providers.veoquery.catalog import MODELS
 
@@ -60,8 +60,9 @@ class VeoQueryAdapter(ProviderAdapter):
         """{"id": "veo3.1-fast:1770350082-trii1OXZc3", "status": "pending",
         "status_update_time": 1770350082099, "enhanced_prompt": "…"}
         """
-        task_id = str(self.require(body, "id"))
-        raw = str(body.get("status") or "pending")
+        task_id = self.require_id(body, "id")
+        # The task exists once this answer came, so a status of the wrong type reads as the default.
+        raw = text(body.get("status"), "pending")
         return Submitted(
             task_id=task_id,
             raw_status=raw,
@@ -89,15 +90,17 @@ class VeoQueryAdapter(ProviderAdapter):
 
         The record keeps failure text from retries even when the task succeeded, so success is
         `completed` with a video_url, never the absence of error fields. The top-level video_url is the
-        one to fetch (the upsampled file when upsampling was asked for).
+        one to fetch (the upsampled file when upsampling was asked for). A video_url that is there but is
+        not a string makes the answer malformed.
         """
-        raw = str(self.require(body, "status"))
+        raw = self.require_status(body, "status")
         video_url = body.get("video_url")
         state = self.map_status(raw)
-        if state == State.SUCCEEDED and not video_url:
-            logger.warning(
-                "%s: task %s is %r without a video_url, treated as running", self.slug, body.get("id"), raw
-            )
+        if state == State.SUCCEEDED and video_url is not None and not isinstance(video_url, str):
+            raise self.malformed("says completed but its video_url is not a string", body)
+        if state == State.SUCCEEDED and not text(video_url):
+            task = excerpt(body.get("id"), 80)
+            logger.warning("%s: task %s is %r without a video_url, treated as running", self.slug, task, raw)
             state = State.RUNNING
         return StatusUpdate(
             state=state,
@@ -118,14 +121,14 @@ class VeoQueryAdapter(ProviderAdapter):
         candidates = (
             detail.get("error_message"), detail.get("video_generation_error"), error, body.get("message")
         )
-        reasons = list(dict.fromkeys(str(text).strip() for text in candidates if text and str(text).strip()))
+        reasons = list(dict.fromkeys(text(reason).strip() for reason in candidates if text(reason)))
         return " | ".join(reasons) or "The provider reported the task as failed without a reason."
 
     @staticmethod
     def enhanced_prompt(body):
         """Documented at the top level; the seed's own example has it only inside `detail`."""
         detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
-        return str(body.get("enhanced_prompt") or detail.get("enhanced_prompt") or "")
+        return text(body.get("enhanced_prompt")) or text(detail.get("enhanced_prompt"))
 
     def check_body(self, status_code, body):
         """Resellers on this template sometimes answer 200 with an error and no task id (INFERRED)."""
