@@ -6,70 +6,19 @@ without the failpoint, then has to finish the work.
 """
 
 import hashlib
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from studio.jobs import services
 from studio.jobs.models import TERMINAL_STATES, Job, JobState
-
-ROOT = Path(__file__).resolve().parents[2]
-JOBS = [("qingbo", "veo-3.0", {"duration": 4}), ("uniall", "viduq3t-540p", {"duration": 2}),
-        ("modelmax", "veo-3-fast", {"duration": 4})]
-
-
-def cluster_env(settings, tmp_path, failpoint=None):
-    env = {
-        **os.environ,
-        "STUDIO_SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        "STUDIO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "STUDIO_PUBLIC_URL": settings.STUDIO_PUBLIC_URL,
-        "STUDIO_DOWNLOAD_ALLOW_HOSTS": "127.0.0.1",
-        "STUDIO_LEASE_SECONDS": "2",
-        "STUDIO_SUBMIT_LEASE_SECONDS": "2",
-        "STUDIO_Q_WORKERS": "2",
-        "STUDIO_FAILPOINT_DIR": str(tmp_path),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    env.pop("STUDIO_FAILPOINTS", None)
-    if failpoint:
-        env["STUDIO_FAILPOINTS"] = failpoint
-    return env
-
-
-def start_cluster(env):
-    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def stop(process):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            return process.communicate(timeout=30)[0]
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-    return process.communicate()[0]
+from tests.jobs.cluster import JOBS, cluster_env, start_cluster, stop, wait_until
 
 
 def settled(job):
     return job.state in TERMINAL_STATES or job.state == JobState.SUBMIT_UNKNOWN
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
 
 
 @pytest.mark.parametrize("failpoint", ["before_submit_post", "after_submit_answer", "after_status_answer",

@@ -12,9 +12,13 @@ from django.core.management.base import BaseCommand
 from honcho import manager as honcho_manager
 from honcho.manager import Manager
 
-# honcho kills what has not stopped 5 s after SIGTERM; a cluster finishing its current tasks needs longer,
-# and killing its parent first would orphan its worker processes.
-honcho_manager.KILL_WAIT = 30
+from studio.jobs.management.commands.qcluster import STOP_SECONDS
+
+# honcho SIGKILLs what still runs this long after the first process stopped. qcluster bounds its own stop
+# (STOP_SECONDS: the poller, then the task cluster), so this is only a backstop for a process that hangs,
+# set a little longer so that a cluster still stopping in order is never cut off (honcho's default, 5 s,
+# could be).
+honcho_manager.KILL_WAIT = STOP_SECONDS + 2
 
 
 class Command(BaseCommand):
@@ -29,7 +33,9 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         manager = Manager()
         for name, command in self.processes(manage, host, port, sandbox=not no_sandbox):
-            manager.add_process(name, shlex.join(command))
+            # honcho runs each command with `sh -c`; `exec` leaves no shell in between, so each process gets
+            # honcho's SIGTERM itself and honcho reports its own exit status.
+            manager.add_process(name, f"exec {shlex.join(command)}")
         self.stdout.write(self.style.SUCCESS(f"\nStudio is starting at http://{host}:{port}/  (Ctrl-C stops it)\n"))
         self.stdout.flush()
         manager.loop()
