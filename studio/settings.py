@@ -262,14 +262,37 @@ STUDIO_IMAGE_LINK_SECONDS = env_int("STUDIO_IMAGE_LINK_SECONDS", 24 * 3600)
 # Talking to providers, and keeping what they deliver.
 STUDIO_PROVIDER_CONNECT_TIMEOUT = float(env_str("STUDIO_PROVIDER_CONNECT_TIMEOUT", "5"))
 STUDIO_PROVIDER_READ_TIMEOUT = float(env_str("STUDIO_PROVIDER_READ_TIMEOUT", "30"))
+# Total time limits of one call (connect, send, every read) and the largest answer read at all.
+STUDIO_PROVIDER_CALL_SECONDS = float(env_str("STUDIO_PROVIDER_CALL_SECONDS", "30"))
+STUDIO_PROVIDER_SUBMIT_SECONDS = float(env_str("STUDIO_PROVIDER_SUBMIT_SECONDS", "60"))
+STUDIO_PROVIDER_MAX_ANSWER_BYTES = env_int("STUDIO_PROVIDER_MAX_ANSWER_BYTES", 1024 * 1024)
 STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 20 * 1024**2)
 STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 40_000_000)
 STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
+# A download gets a grace period for its first bytes, must then keep up a minimum average rate, and never
+# runs longer than the cap.
+STUDIO_DOWNLOAD_GRACE_SECONDS = float(env_str("STUDIO_DOWNLOAD_GRACE_SECONDS", "30"))
+STUDIO_DOWNLOAD_MIN_RATE = env_int("STUDIO_DOWNLOAD_MIN_RATE", 64 * 1024)
+STUDIO_DOWNLOAD_MAX_SECONDS = float(env_str("STUDIO_DOWNLOAD_MAX_SECONDS", "1800"))
 # The poller (run by `manage.py qcluster`): threads per cluster, and how long a job is held by one poller
 # (renewed while a download runs; after a crash, others take the job once it expires).
 STUDIO_POLL_THREADS = env_int("STUDIO_POLL_THREADS", 16)
-STUDIO_LEASE_SECONDS = env_int("STUDIO_LEASE_SECONDS", 60)
-STUDIO_SUBMIT_LEASE_SECONDS = env_int("STUDIO_SUBMIT_LEASE_SECONDS", 120)
+STUDIO_LEASE_SECONDS = float(env_str("STUDIO_LEASE_SECONDS", "60"))
+# When a step fails: exponential backoff from the base up to the cap (with jitter); the same failure this
+# many times in a row ends the job with its reason. A job not sent this many hours after creation fails.
+STUDIO_BACKOFF_BASE_SECONDS = float(env_str("STUDIO_BACKOFF_BASE_SECONDS", "5"))
+STUDIO_BACKOFF_MAX_SECONDS = float(env_str("STUDIO_BACKOFF_MAX_SECONDS", "600"))
+STUDIO_FAILURE_LIMIT = env_int("STUDIO_FAILURE_LIMIT", 8)
+STUDIO_QUEUE_HOURS = env_int("STUDIO_QUEUE_HOURS", 6)
+# An account whose calls fail this many times in a row (timeouts, 5xx, unreadable answers) is paused for the
+# cooling period; then one probe call decides whether it resumes.
+STUDIO_BREAKER_FAILURES = env_int("STUDIO_BREAKER_FAILURES", 5)
+STUDIO_BREAKER_COOLING_SECONDS = float(env_str("STUDIO_BREAKER_COOLING_SECONDS", "60"))
+# On SIGTERM the poller abandons polls and downloads at once, and gives submissions in flight this long to
+# get their answer (after that they would be ambiguous); `qcluster` waits at most 5 s for the poller.
+STUDIO_STOP_GRACE_SECONDS = float(env_str("STUDIO_STOP_GRACE_SECONDS", "4"))
+# django-q2's workers run at this nice level: their CPU work (probes, posters) yields to the poller.
+STUDIO_WORKER_NICE = env_int("STUDIO_WORKER_NICE", 10)
 # Downloads refuse private and loopback addresses except these hosts or networks (the local sandbox).
 STUDIO_DOWNLOAD_ALLOW_HOSTS = env_list(
     "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).hostname] if DEBUG else []

@@ -129,6 +129,16 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def fresh_account_health():
+    """The health tracker remembers paused accounts per process; each test starts with a clean view."""
+    from studio.providers.health import tracker
+
+    tracker.forget()
+    yield
+    tracker.forget()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Real hashing costs ~0.3 s a user; the tests are about access, not hashing strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -144,6 +154,9 @@ def studio_for_sandbox(settings, live_server, sandbox):
     settings.STUDIO_SANDBOX_URL = sandbox.url  # so the studio knows these accounts are the sandbox
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = ["127.0.0.1"]
     settings.STUDIO_PROVIDER_READ_TIMEOUT = 10.0
+    # Retries of failed steps come quickly here; the growth and the caps are what tests look at.
+    settings.STUDIO_BACKOFF_BASE_SECONDS = 0.2
+    settings.STUDIO_BACKOFF_MAX_SECONDS = 2.0
     return sandbox
 
 

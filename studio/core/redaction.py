@@ -5,9 +5,12 @@ appears, and anything shaped like a credential (a Bearer header, an `sk-` token)
 it was never seen before.
 """
 
+import base64
+import json
 import logging
 import re
 import threading
+from urllib.parse import quote
 
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -24,10 +27,23 @@ _PATTERNS = [
 
 
 def remember_secret(value):
-    """Register a secret so that later logs and payloads never show it."""
+    """Register a secret so that later logs and payloads never show it, nor its usual disguises: a provider
+    that echoes a request back may show the key Base64- or URL-encoded."""
     if value and len(value) >= 4:
         with _lock:
-            _known_secrets.add(value)
+            _known_secrets.update(_disguises(value))
+
+
+def _disguises(value):
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), f"Bearer {value}"}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(raw).decode("ascii")
+        forms.update({encoded, encoded.rstrip("=")})
+        bearer = encode(f"Bearer {value}".encode()).decode("ascii")
+        forms.update({bearer, bearer.rstrip("=")})
+    # A Base64 form shorter than 8 characters would mask ordinary words.
+    return {form for form in forms if len(form) >= 8 or form == value}
 
 
 def redact(text):
@@ -52,6 +68,45 @@ def redact_data(value):
     if isinstance(value, (list, tuple)):
         return [redact_data(item) for item in value]
     return value
+
+
+# Outside text: bounded, redacted, no server paths ----------------------------------------------------
+
+TEXT_LIMIT = 1000
+PAYLOAD_LIMIT = 4096
+# An absolute path not part of a URL ("https://host/a/b" is preceded by a host, "file:///x" by slashes).
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/<>]+/)+([^\s'\"/<>]+)")
+
+
+def public_text(text, limit=TEXT_LIMIT):
+    """Text from outside (a provider's answer, an exception) fit to store and show: keys masked, server file
+    paths reduced to the file's name, at most `limit` characters with a note of what was cut."""
+    if text is None:
+        return ""
+    text = _SERVER_PATH.sub(r"\1", redact(str(text).replace("\x00", "")))
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit:,} more characters not kept)"
+    return text
+
+
+def short_text(text, max_length):
+    """Outside text for a column of `max_length` characters: as public_text, cut hard to fit."""
+    text = public_text(text, max_length)
+    return text if len(text) <= max_length else text[:max_length - 1] + "…"
+
+
+def bounded_payload(value, limit=PAYLOAD_LIMIT):
+    """JSON-like data fit to store in a job's history: redacted, and at most about `limit` characters of JSON;
+    anything larger is kept as an excerpt with a note of its full size."""
+    value = redact_data(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(redact(repr(value)), ensure_ascii=False)
+        value = json.loads(text)
+    if len(text) <= limit:
+        return value
+    return {"excerpt": text[:limit], "cut": f"{len(text):,} characters; the first {limit:,} are kept"}
 
 
 def install_log_redaction():

@@ -14,13 +14,15 @@ from itertools import groupby
 
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from studio.jobs import compose
 from studio.jobs.models import Job, JobImage
 from studio.projects.images import image_ingest
 from studio.projects.models import ImageAsset, Prompt, PromptVersion
 from studio.providers import catalog, pricing
-from studio.providers.models import ModelPrice
+from studio.providers.health import pause_note
+from studio.providers.models import AccountHealth, ModelPrice
 
 PARAM_NAMES = [name for name in catalog.PARAM_ORDER if name not in ("prompt", "negative_prompt")]
 ROLES = compose.IMAGE_ROLES
@@ -321,6 +323,7 @@ class TargetOption:
 class TargetGroup:
     account: object
     options: list
+    pause_note: str = ""
 
     @property
     def chosen_count(self):
@@ -467,13 +470,14 @@ def target_groups(available, chosen):
     prices = {}
     for row in rows:
         prices.setdefault((row.provider, row.model), []).append(row)
+    paused = {health.account_id: health for health in AccountHealth.objects.filter(paused_until__gt=timezone.now())}
     groups = []
     for account, targets in groupby(available, key=lambda t: t.account):
         options = [TargetOption(t.key, dom_id("t", t.key), t.spec.label,
                                 target_summary(t.spec, prices.get((t.spec.provider, t.spec.model_id), [])),
                                 t.key in chosen_keys)
                    for t in targets]
-        groups.append(TargetGroup(account, options))
+        groups.append(TargetGroup(account, options, pause_note(paused.get(account.pk))))
     return groups
 
 

@@ -25,6 +25,8 @@ from django.conf import settings
 from PIL import Image
 
 from studio.core.failpoints import failpoint
+from studio.core.redaction import public_text
+from studio.providers.http import call_budget
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -111,43 +113,57 @@ def _check_connected_peer(response, host):
 # Downloading ---------------------------------------------------------------------------------------
 
 
-def download_video(open_stream, url, destination_dir, *, max_bytes=None, heartbeat=None):
+def download_video(open_stream, url, destination_dir, *, max_bytes=None, cancel=None):
     """Stream a video to a new random name in `destination_dir` (relative to MEDIA_ROOT).
 
-    `open_stream(http, url)` is a context manager yielding a streaming response; the provider client
-    supplies it so that the right headers (a Bearer key, for ModelMax) go with the request. `heartbeat()`
-    is called as chunks arrive, so a long download can keep its job's lease.
+    `open_stream(url)` is a context manager yielding a streaming response; the provider client supplies
+    it so that the right headers (a Bearer key, for ModelMax) go with the request. The download has a time
+    budget: a grace period for the first bytes, then it must keep up a minimum average rate, and it never
+    runs longer than a total cap; `cancel` (an Event) abandons it at once.
     """
     max_bytes = max_bytes or settings.STUDIO_MAX_VIDEO_BYTES
     directory = Path(settings.MEDIA_ROOT) / destination_dir
     directory.mkdir(parents=True, exist_ok=True)
-    sweep_abandoned_partials(directory)
-    with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False) as http:
+    with call_budget(settings.STUDIO_DOWNLOAD_GRACE_SECONDS, cancel=cancel) as budget:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url)
             try:
-                with open_stream(http, url) as response:
+                with open_stream(url) as response:
                     _check_connected_peer(response, urlsplit(url).hostname)
                     if response.is_redirect:
                         url = urljoin(url, response.headers["Location"])
                         continue
                     _raise_for_status(response)
-                    return _write_stream(response, directory, destination_dir, max_bytes, heartbeat)
+                    return _write_stream(response, directory, destination_dir, max_bytes, budget)
+            except httpx.TimeoutException:
+                raise DownloadError(_too_slow(budget)) from None
             except httpx.HTTPError as error:
-                raise DownloadError(f"The download broke off: {error or type(error).__name__}") from None
+                detail = public_text(error, 200) or type(error).__name__
+                raise DownloadError(f"The download broke off: {detail}") from None
     raise DownloadError(f"Too many redirects (more than {MAX_REDIRECTS}) while downloading the video.")
 
 
-def sweep_abandoned_partials(directory):
+def _too_slow(budget):
+    received = getattr(budget, "received", 0)
+    return (f"The download was too slow: {received:,} bytes in {budget.elapsed():.0f} s (it must keep up "
+            f"{settings.STUDIO_DOWNLOAD_MIN_RATE:,} bytes/s after {settings.STUDIO_DOWNLOAD_GRACE_SECONDS:.0f} s, "
+            f"and end within {settings.STUDIO_DOWNLOAD_MAX_SECONDS:.0f} s).")
+
+
+def sweep_abandoned_partials(root=None):
     """Remove temporary files of downloads killed mid-way (kill -9 leaves them); a live download writes
-    every chunk, so a partial file untouched for twice the lease time belongs to no one."""
-    stale_before = time.time() - max(120, 2 * settings.STUDIO_LEASE_SECONDS)
-    for partial in directory.glob(".partial-*"):
+    often, so a partial file untouched for an hour (or twice the download cap) belongs to no one."""
+    root = Path(root or settings.MEDIA_ROOT)
+    stale_before = time.time() - max(3600, 2 * settings.STUDIO_DOWNLOAD_MAX_SECONDS)
+    removed = 0
+    for partial in root.glob("projects/*/videos/.partial-*"):
         try:
             if partial.stat().st_mtime < stale_before:
                 partial.unlink()
+                removed += 1
         except FileNotFoundError:
             continue
+    return removed
 
 
 def _raise_for_status(response):
@@ -157,25 +173,30 @@ def _raise_for_status(response):
         raise DownloadError(f"The video download failed with HTTP {response.status_code}.")
 
 
-def _write_stream(response, directory, relative_dir, max_bytes, heartbeat=None):
-    declared = int(response.headers.get("Content-Length") or 0)
+def _write_stream(response, directory, relative_dir, max_bytes, budget):
+    length = response.headers.get("Content-Length") or ""
+    declared = int(length) if length.isdigit() else 0
     if declared > max_bytes:
         raise DownloadError(f"The video is {declared} bytes, over the {max_bytes}-byte limit.", permanent=True)
+    grace, rate = settings.STUDIO_DOWNLOAD_GRACE_SECONDS, settings.STUDIO_DOWNLOAD_MIN_RATE
+    cap = settings.STUDIO_DOWNLOAD_MAX_SECONDS
     digest, size = hashlib.sha256(), 0
     handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", suffix=".mp4", delete=False)
     try:
         with handle:
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_bytes():
                 size += len(chunk)
+                # Each byte received earns time at the minimum rate: a drip runs out of budget, a steady
+                # download never does, and nothing runs past the cap.
+                budget.received = size
+                budget.extend_to(min(cap, grace + size / rate))
                 if size > max_bytes:
                     raise DownloadError(f"The video is over the {max_bytes}-byte limit.", permanent=True)
-                if size == len(chunk) and chunk[4:8] not in MP4_BRANDS:
+                if size == len(chunk) and len(chunk) >= 8 and chunk[4:8] not in MP4_BRANDS:
                     raise DownloadError("The provider's file is not an MP4 video.", permanent=True)
                 digest.update(chunk)
                 handle.write(chunk)
                 failpoint("during_download")
-                if heartbeat:
-                    heartbeat()
             handle.flush()
             os.fsync(handle.fileno())
         if size < 8:
@@ -254,24 +275,35 @@ def _frames_at(path, fractions):
     return images
 
 
-def make_poster_and_strip(path, poster_dir):
-    """A JPEG poster (at 10% of the clip, past any fade-in) and a strip of STRIP_FRAMES thumbnails."""
+def make_poster_and_strip(path, poster_dir, *, stem):
+    """A JPEG poster (at 10% of the clip, past any fade-in) and a strip of STRIP_FRAMES thumbnails, named
+    after `stem` so that making them twice writes the same two files."""
     directory = Path(settings.MEDIA_ROOT) / poster_dir
     directory.mkdir(parents=True, exist_ok=True)
     fractions = [0.1] + [(i + 0.5) / STRIP_FRAMES for i in range(STRIP_FRAMES)]
     frames = _frames_at(path, fractions)
     if not frames:
         return "", "", 0
-    poster_name = f"{poster_dir}/{uuid.uuid4().hex}.jpg"
-    frames[0].convert("RGB").save(Path(settings.MEDIA_ROOT) / poster_name, "JPEG", quality=85)
+    poster_name = f"{poster_dir}/{stem}.jpg"
+    _save_jpeg(frames[0].convert("RGB"), Path(settings.MEDIA_ROOT) / poster_name, quality=85)
     thumbs = [f.convert("RGB") for f in frames[1:]]
     width = max(1, round(thumbs[0].width * STRIP_HEIGHT / thumbs[0].height))
     strip = Image.new("RGB", (width * len(thumbs), STRIP_HEIGHT))
     for index, thumb in enumerate(thumbs):
         strip.paste(thumb.resize((width, STRIP_HEIGHT), Image.Resampling.LANCZOS), (index * width, 0))
-    strip_name = f"{poster_dir}/{uuid.uuid4().hex}-strip.jpg"
-    strip.save(Path(settings.MEDIA_ROOT) / strip_name, "JPEG", quality=80)
+    strip_name = f"{poster_dir}/{stem}-strip.jpg"
+    _save_jpeg(strip, Path(settings.MEDIA_ROOT) / strip_name, quality=80)
     return poster_name, strip_name, len(thumbs)
+
+
+def _save_jpeg(image, path, *, quality):
+    """Write to a temporary name and rename: a reader never sees half a file, a repeat replaces it whole."""
+    partial = path.with_name(f".partial-{uuid.uuid4().hex}.jpg")
+    try:
+        image.save(partial, "JPEG", quality=quality)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 RESOLUTION_SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}

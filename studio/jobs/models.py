@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from studio.core.redaction import bounded_payload, public_text, short_text
 from studio.projects.models import ImageAsset, Project, ProjectScopedQuerySet, PromptVersion
 from studio.providers.models import ProviderAccount
 
@@ -46,6 +47,8 @@ class JobState(models.TextChoices):
 
 
 TERMINAL_STATES = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+# A job's history keeps at most this much JSON per event (a provider's answers, cut with a note).
+PAYLOAD_LIMIT = 16 * 1024
 
 
 class Job(models.Model):
@@ -82,9 +85,15 @@ class Job(models.Model):
     submit_sent_at = models.DateTimeField(null=True, blank=True)
     # Set when a deadline failed the job: such a job is still checked now and then, and revives if it finishes.
     timed_out_at = models.DateTimeField(null=True, blank=True)
+    # The current run of failed attempts that failed the same way (ProviderError.kind); reset by any success.
+    failure_streak = models.PositiveSmallIntegerField(default=0)
+    failure_kind = models.CharField(max_length=40, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the job last joined the queue (created, or sent again by a person): a job not sent within
+    # STUDIO_QUEUE_HOURS of it fails.
+    queued_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -102,16 +111,32 @@ class Job(models.Model):
     def is_finished(self):
         return self.state in TERMINAL_STATES
 
-    # State transitions. Each is a compare-and-set on the state column: when two workers race, exactly
-    # one update matches and the other sees a row count of 0 and backs off.
+    # State transitions. Each is a compare-and-set on the state column (transition + event in one
+    # transaction): when two workers race, exactly one update matches and the other backs off.
+    #
+    #   queued ──claim_for_submit──> submitting ──mark_submitted──> submitted ──mark_running──> running
+    #     ^  ^                         │    │                          │   ^                      │
+    #     │  └──requeue_after──────────┘    └─mark_submit_unknown──> submit_unknown               │
+    #     │     (nothing left this machine,     (the POST left; its      │  (settled: a callback    │
+    #     │      or the provider said 429)       answer did not come)    │   named the task)        │
+    #     └──────────resubmit (a person)─────────────────────────────────┘                          │
+    #   submitted / running ──mark_downloading──> downloading ──mark_succeeded──> succeeded <───────┘
+    #   any unfinished ──mark_failed──> failed      submitted / running / downloading ──mark_timed_out──> failed
+    #   (timed out: still checked for a day, and mark_downloading revives it if the provider finishes after all)
+    #   queued / submitted / running ──mark_cancelled──> cancelled
+    #
+    # Scheduling fields (next_poll_at, failure_streak) change with schedule_next() and the transitions;
+    # the lease fields belong to studio.jobs.leases.
 
     def transition(self, to_state, *, allowed_from, message="", payload=None, **fields):
         """Move to `to_state` if the job is still in one of `allowed_from`; returns whether it did."""
+        _bound_outside_text(fields)
         with transaction.atomic():
             updated = Job.objects.filter(pk=self.pk, state__in=list(allowed_from)).update(state=to_state, **fields)
             if updated != 1:
                 return False
-            JobEvent.objects.create(job=self, from_state=self.state, to_state=to_state, message=message, payload=payload)
+            JobEvent.objects.create(job=self, from_state=self.state, to_state=to_state, message=public_text(message),
+                                    payload=_stored(payload))
         self.state = to_state
         for name, value in fields.items():
             setattr(self, name, value)
@@ -119,44 +144,65 @@ class Job(models.Model):
 
     def record(self, message, payload=None):
         """A line of history without a state change (a provider answer, a retry, a note)."""
-        JobEvent.objects.create(job=self, from_state=self.state, to_state=self.state, message=message, payload=payload)
+        JobEvent.objects.create(job=self, from_state=self.state, to_state=self.state, message=public_text(message),
+                                payload=_stored(payload))
 
-    def claim_for_submit(self, *, lease_seconds):
-        """Take the job for submission. The lease tells a recovering poller when a crashed sender is gone."""
-        return self.transition(
-            JobState.SUBMITTING, allowed_from=[JobState.QUEUED], message="Sending to the provider",
-            lease_owner="submit", lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds),
-        )
+    def schedule_next(self, seconds, *, failure_kind="", failure_streak=0):
+        """When to take the next step; a step that went well clears the failure streak."""
+        when = timezone.now() + timedelta(seconds=seconds)
+        fields = {"next_poll_at": when, "poll_attempts": self.poll_attempts + 1, "failure_kind": failure_kind,
+                  "failure_streak": failure_streak}
+        Job.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def claim_for_submit(self):
+        """Take the queued job for submission (the caller holds its lease)."""
+        return self.transition(JobState.SUBMITTING, allowed_from=[JobState.QUEUED], message="Sending to the provider")
+
+    def mark_sent(self, *, lease_owner):
+        """Committed at the last moment before the submission's first byte leaves; only while we hold the lease."""
+        now = timezone.now()
+        ours = Job.objects.filter(pk=self.pk, state=JobState.SUBMITTING, lease_owner=lease_owner)
+        sent = ours.update(submit_sent_at=now)
+        if sent:
+            self.submit_sent_at = now
+        return bool(sent)
 
     def mark_submitted(self, *, task_id, raw_status, data, deadline_at, next_poll_at, payload=None):
         return self.transition(
             JobState.SUBMITTED, allowed_from=[JobState.SUBMITTING],
             message=f"Accepted by the provider as {task_id}", payload=payload,
             provider_task_id=task_id, provider_status=raw_status, provider_data=data,
-            submitted_at=timezone.now(), error_message="", deadline_at=deadline_at,
-            # The submit lease stays until job_submit has finished its last write (release_submit_lease).
-            next_poll_at=next_poll_at,
+            submitted_at=timezone.now(), error_message="", deadline_at=deadline_at, next_poll_at=next_poll_at,
+            failure_streak=0, failure_kind="",
         )
-
-    def release_submit_lease(self):
-        Job.objects.filter(pk=self.pk, lease_owner="submit").update(lease_owner="", lease_expires_at=None)
-        self.lease_owner, self.lease_expires_at = "", None
 
     def mark_submit_unknown(self, message, payload=None):
         return self.transition(
             JobState.SUBMIT_UNKNOWN, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
-            error_message=message, lease_owner="", lease_expires_at=None, next_poll_at=None,
+            error_message=message, next_poll_at=None,
         )
 
-    def requeue_after(self, message, when, payload=None):
-        """A submission that certainly did not reach the provider goes back to the queue."""
+    def mark_settled(self, *, task_id, message, deadline_at, payload=None):
+        """An ambiguous submission turned out to have been accepted: follow the task from here."""
+        return self.transition(
+            JobState.SUBMITTED, allowed_from=[JobState.SUBMIT_UNKNOWN], message=message, payload=payload,
+            provider_task_id=task_id, error_message="", submitted_at=timezone.now(), deadline_at=deadline_at,
+            next_poll_at=timezone.now(), failure_streak=0, failure_kind="",
+        )
+
+    def requeue_after(self, message, when, payload=None, *, failure_kind="", failure_streak=0):
+        """A submission that certainly did not reach the provider (or that it refused for now) goes back to the
+        queue."""
         return self.transition(
             JobState.QUEUED, allowed_from=[JobState.SUBMITTING], message=message, payload=payload,
-            next_poll_at=when, error_message=message, submit_sent_at=None, lease_owner="", lease_expires_at=None,
+            next_poll_at=when, error_message=message, submit_sent_at=None, failure_kind=failure_kind,
+            failure_streak=failure_streak,
         )
 
     def mark_running(self, *, raw_status, progress, payload=None):
-        fields = {"provider_status": raw_status, "progress": progress}
+        fields = {"provider_status": short_text(raw_status, 60), "progress": progress}
         if self.started_at is None:
             fields["started_at"] = timezone.now()
         if self.state == JobState.RUNNING:
@@ -182,18 +228,20 @@ class Job(models.Model):
         return self.transition(
             JobState.SUCCEEDED, allowed_from=[JobState.DOWNLOADING], message="Video stored",
             finished_at=timezone.now(), next_poll_at=None, error_message="", timed_out_at=None,
+            failure_streak=0, failure_kind="",
         )
 
-    def mark_timed_out(self, message, *, revisit_at):
-        """Failed by our deadline, not by the provider: keep looking now and then in case it finishes."""
+    def mark_timed_out(self, message, *, revisit_at, payload=None):
+        """Failed by us (deadline, or the same failure again and again), not by the provider: keep looking now
+        and then in case it finishes."""
         return self.transition(
-            JobState.FAILED, allowed_from=[JobState.SUBMITTED, JobState.RUNNING], message=message,
-            finished_at=timezone.now(), timed_out_at=timezone.now(), next_poll_at=revisit_at, error_message=message,
+            JobState.FAILED, allowed_from=[JobState.SUBMITTED, JobState.RUNNING, JobState.DOWNLOADING],
+            message=message, payload=payload, finished_at=timezone.now(), timed_out_at=timezone.now(),
+            next_poll_at=revisit_at, error_message=message, failure_streak=0, failure_kind="",
         )
 
     def mark_failed(self, message, *, payload=None, raw_status=""):
-        fields = {"finished_at": timezone.now(), "next_poll_at": None, "error_message": message,
-                  "lease_owner": "", "lease_expires_at": None}
+        fields = {"finished_at": timezone.now(), "next_poll_at": None, "error_message": message}
         if raw_status:
             fields["provider_status"] = raw_status
         return self.transition(
@@ -207,7 +255,8 @@ class Job(models.Model):
         """A person chose to send an ambiguous job again, knowing it may be charged twice."""
         return self.transition(
             JobState.QUEUED, allowed_from=[JobState.SUBMIT_UNKNOWN], message=message,
-            submit_sent_at=None, error_message="", next_poll_at=None,
+            submit_sent_at=None, error_message="", next_poll_at=timezone.now(), queued_at=timezone.now(),
+            failure_streak=0, failure_kind="",
         )
 
     def mark_cancelled(self, message="Cancelled"):
@@ -215,6 +264,19 @@ class Job(models.Model):
             JobState.CANCELLED, allowed_from=[JobState.QUEUED, JobState.SUBMITTED, JobState.RUNNING],
             message=message, finished_at=timezone.now(), next_poll_at=None,
         )
+
+
+def _bound_outside_text(fields):
+    """Text that came from a provider, fit for its column and for people: redacted and bounded."""
+    if "error_message" in fields:
+        fields["error_message"] = public_text(fields["error_message"])
+    if "provider_status" in fields:
+        fields["provider_status"] = short_text(fields["provider_status"], 60)
+
+
+def _stored(payload):
+    """A payload as kept in a job's history: redacted and at most a few KB."""
+    return None if payload is None else bounded_payload(payload, limit=PAYLOAD_LIMIT)
 
 
 class JobImage(models.Model):
@@ -282,6 +344,9 @@ class Result(models.Model):
     poster = models.ImageField(upload_to=poster_upload_path, blank=True)
     thumbnail_strip = models.ImageField(upload_to=poster_upload_path, blank=True)
     thumbnail_count = models.PositiveSmallIntegerField(default=0)
+    # The probe, poster and strip are made by a task after the file is stored; until then these are empty.
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processing_error = models.TextField(blank=True)
     mismatches = models.JSONField(default=list, blank=True, help_text="Where the delivered file differs from the request.")
     review_state = models.CharField(max_length=20, choices=ReviewState.choices, default=ReviewState.TO_REVIEW)
     review_state_by = models.ForeignKey(

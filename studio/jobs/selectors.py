@@ -3,10 +3,9 @@
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
-
-from django.db.models import Count
 
 from studio.jobs.models import Job, JobState
 
@@ -61,6 +60,8 @@ def prepare_cards(jobs):
         job.poll_delay = CARD_POLL_SECONDS.get(job.state)
         job.elapsed = duration_text((job.finished_at or now) - job.created_at)
         job.result_list = stored_results(job)
+        if job.state == JobState.SUCCEEDED and any(result.processed_at is None for result in job.result_list):
+            job.poll_delay = CARD_POLL_SECONDS[JobState.DOWNLOADING]  # the poster is on its way
         for result in job.result_list:
             result.video_url = media_url(job.project_id, result.file.name)
             result.poster_url = media_url(job.project_id, result.poster.name) if result.poster else ""

@@ -1,7 +1,8 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from studio.providers.models import ModelPrice, ProviderAccount
+from studio.providers.health import health_summary, tracker
+from studio.providers.models import AccountHealth, ModelPrice, ProviderAccount
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -41,13 +42,29 @@ class ProviderAccountForm(forms.ModelForm):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ["name", "provider", "base_url", "key_ending", "enabled", "updated_at"]
+    list_display = ["name", "provider", "base_url", "key_ending", "enabled", "health_state", "updated_at"]
     list_filter = ["provider", "enabled"]
     search_fields = ["name", "base_url", "notes"]
+    readonly_fields = ["health_state"]
+    actions = ["resume"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("health")
 
     @admin.display(description="API key")
     def key_ending(self, account):
         return account.masked_key
+
+    @admin.display(description="Health")
+    def health_state(self, account):
+        return health_summary(getattr(account, "health", None)) if account.pk else "No calls yet."
+
+    @admin.action(description="Resume the selected accounts now (end a pause)")
+    def resume(self, request, queryset):
+        resumed = AccountHealth.objects.filter(account__in=queryset).update(paused_until=None, paused_at=None,
+                                                                              consecutive_failures=0)
+        tracker.forget()
+        self.message_user(request, f"{resumed} account(s) resumed; their next calls go out as usual.", messages.SUCCESS)
 
 
 @admin.register(ModelPrice)

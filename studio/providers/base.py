@@ -81,6 +81,8 @@ class StatusUpdate:
     enhanced_prompt: str = ""
     # ModelMax: the status says COMPLETED but the video URLs come from a separate, billed result call.
     needs_result: bool = False
+    # The model the provider says the task is for, where its answer names one (checks a callback's task).
+    model: str = ""
 
     @property
     def is_terminal(self):
@@ -94,9 +96,14 @@ class ProviderError(Exception):
     ambiguous: the request may have reached the provider (read timeout or 5xx after sending a POST);
                the job must not be resent on its own.
     Otherwise the error is transient: try again later, after `retry_after` seconds when given.
+
+    kind: a short word for *how* it failed ("timeout", "connect", "http_500", "malformed", "rate_limited",
+          "refused", ...). Failing "the same way" N times in a row ends a job, and the account's health
+          counts provider faults by it; an adapter that cannot read an answer raises kind="malformed".
     """
 
-    def __init__(self, message, *, permanent=False, ambiguous=False, retry_after=None, status_code=None, body=None):
+    def __init__(self, message, *, permanent=False, ambiguous=False, retry_after=None, status_code=None, body=None,
+                 kind=""):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
@@ -104,10 +111,19 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.status_code = status_code
         self.body = body
+        self.kind = kind or (f"http_{status_code}" if status_code else "error")
 
     @property
     def transient(self):
         return not self.permanent and not self.ambiguous
+
+
+class NotNow(ProviderError):
+    """The call was not made (the account is paused, or its request budget is spent): try at `retry_after`.
+    Not a failure of the job."""
+
+    def __init__(self, message, *, kind, retry_after):
+        super().__init__(message, kind=kind, retry_after=retry_after)
 
 
 class ValidationFailed(Exception):

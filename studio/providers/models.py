@@ -1,6 +1,7 @@
 """Provider accounts (with encrypted API keys) and the price table behind cost estimates."""
 
 from django.db import models
+from django.utils import timezone
 
 from studio.core import crypto
 from studio.core.redaction import remember_secret
@@ -120,3 +121,37 @@ class RequestWindow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "minute"], name="one_window_per_minute")]
+
+
+class AccountHealth(models.Model):
+    """How an account has been answering lately, and its circuit breaker.
+
+    A provider fault is an answer that is no answer: a timeout, a broken or refused connection, a 5xx,
+    something unreadable. After `STUDIO_BREAKER_FAILURES` of them in a row the account is *paused*
+    until `paused_until`: nothing is sent to it, except one probe per cooling period, whose success
+    resumes it. Written by studio.providers.health; read by the admin and the composer.
+    """
+
+    account = models.OneToOneField(ProviderAccount, primary_key=True, on_delete=models.CASCADE, related_name="health")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    calls = models.PositiveIntegerField(default=0, help_text="Calls since window_started_at.")
+    failures = models.PositiveIntegerField(default=0, help_text="Provider faults since window_started_at.")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_failure = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "account health"
+
+    def __str__(self):
+        return f"Health of {self.account}"
+
+    def is_paused(self, now=None):
+        return self.paused_until is not None and self.paused_until > (now or timezone.now())
+
+    @property
+    def error_rate(self):
+        return self.failures / self.calls if self.calls else 0.0

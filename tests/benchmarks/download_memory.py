@@ -89,13 +89,16 @@ def child(url):
     import django
 
     django.setup()
+    import httpx
     from django.conf import settings
 
     from studio.jobs import media
+    from studio.providers.http import BoundedTransport
 
     baseline, baseline_now = peak_mb(), current_mb()
     began = time.perf_counter()
-    stored = media.download_video(lambda http, link: http.stream("GET", link), url, "videos")
+    http = httpx.Client(transport=BoundedTransport(), follow_redirects=False, trust_env=False)
+    stored = media.download_video(lambda link: http.stream("GET", link), url, "videos")
     seconds = time.perf_counter() - began
     peak, after_now = peak_mb(), current_mb()
     on_disk = hashlib.sha256()

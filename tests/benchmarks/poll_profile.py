@@ -4,7 +4,7 @@
 
 The same world as poll_at_scale (fresh data directory and SQLite file, the benchmark sandbox in its own
 process, the same four protocols), but instead of a cluster this process claims the jobs with
-`poller.claim_due_jobs` (batches of 32, as the poller does with 16 threads) and runs `poller.step` on each,
+`leases.claim_due_jobs` (batches of 32, as the poller does with 16 threads) and runs `poller.run_step` on each,
 one after another (after one unmeasured round, so every measured poll is a later poll of a running
 job, the common case), under cProfile with a CPU-time clock (time.process_time), so waiting for the sandbox
 costs nothing and every millisecond shown is this process's CPU. Each job is polled once; the sandbox's
@@ -20,8 +20,8 @@ job done: status GET, → downloading, the guarded download, probe, poster and s
 """
 
 import argparse
-import logging
 import cProfile
+import logging
 import os
 import pstats
 import sqlite3
@@ -30,7 +30,13 @@ import time
 from collections import defaultdict
 
 from tests.benchmarks import harness
-from tests.benchmarks.poll_at_scale import create_jobs, make_accounts, setup_django, start_sandbox, submit_jobs
+from tests.benchmarks.poll_at_scale import (
+    create_jobs,
+    make_accounts,
+    setup_django,
+    start_sandbox,
+    submit_jobs,
+)
 
 CLAIM_BATCH = 32
 
@@ -70,8 +76,9 @@ def main():
         from django.conf import settings
         from django.utils import timezone
 
+        from studio.jobs.leases import Lease, claim_due_jobs
         from studio.jobs.models import Job
-        from studio.jobs.poller import claim_due_jobs, step
+        from studio.jobs.poller import run_step
 
         project, accounts = make_accounts(["qingbo", "apimp", "uniall", "veoquery"], sandbox_url, 5.0)
         ids = create_jobs(project, accounts, options.jobs, webhooks=False)
@@ -92,11 +99,11 @@ def main():
         def poll_each_once(count):
             polled = 0
             while polled < count:
-                jobs = claim_due_jobs("profile", min(CLAIM_BATCH, count - polled))
+                jobs, token = claim_due_jobs("profile", min(CLAIM_BATCH, count - polled))
                 if not jobs:
                     break
                 for job in jobs:
-                    step(job)
+                    run_step(job, Lease(job.pk, token))
                     polled += 1
             return polled
 
@@ -154,16 +161,17 @@ def main():
 
 
 PARTS = [
-    ("poller.claim_due_jobs (3 queries per batch of 32)", "studio/jobs/poller.py", "claim_due_jobs"),
-    ("poller.step (everything below)", "studio/jobs/poller.py", "step"),
+    ("leases.claim_due_jobs (3 queries per batch of 32)", "studio/jobs/leases.py", "claim_due_jobs"),
+    ("poller.run_step (everything below)", "studio/jobs/poller.py", "run_step"),
     ("  close_old_connections (closes the thread's connection)", "django/db/__init__.py", "close_old_connections"),
     ("  opening a new SQLite connection (connect + PRAGMAs)", "django/db/backends/base/base.py", "connect"),
     ("  services.job_poll", "studio/jobs/services.py", "job_poll"),
     ("    client_for (cached client)", "studio/providers/client.py", "client_for"),
-    ("    ProviderClient.send (HTTP request, JSON, log line)", "studio/providers/client.py", "send"),
-    ("      logging of the request (logger.info)", "logging/__init__.py", "info"),
+    ("    ProviderClient.send (HTTP request, JSON, bounds)", "studio/providers/client.py", "send"),
+    ("      JobCalls.before_call (lease, breaker, budget)", "studio/jobs/calls.py", "before_call"),
+    ("      JobCalls.after_call (account health)", "studio/jobs/calls.py", "after_call"),
     ("    Job.mark_running", "studio/jobs/models.py", "mark_running"),
-    ("    services.schedule_poll", "studio/jobs/services.py", "schedule_poll"),
+    ("    Job.schedule_next", "studio/jobs/models.py", "schedule_next"),
     ("  QuerySet.update, all of them (incl. lease release)", "django/db/models/query.py", "update"),
 ]
 
@@ -184,15 +192,14 @@ def reconnect_cost(times=300):
 
 
 DOWNLOAD_PARTS = [
-    ("poller.step (everything below)", "studio/jobs/poller.py", "step"),
+    ("poller.run_step (everything below)", "studio/jobs/poller.py", "run_step"),
     ("  ProviderClient.send (the status GET)", "studio/providers/client.py", "send"),
     ("  Job.transition (→ downloading, → succeeded)", "studio/jobs/models.py", "transition"),
     ("  services.job_download", "studio/jobs/services.py", "job_download"),
     ("    media.download_video", "studio/jobs/media.py", "download_video"),
-    ("      a new SSL context (httpx.Client() per download)", "httpx/_config.py", "create_ssl_context"),
+    ("      an SSL context (one per process since the engine issue)", "httpx/_config.py", "create_ssl_context"),
     ("      media._write_stream (GET body, hash, write, fsync)", "studio/jobs/media.py", "_write_stream"),
-    ("    media.probe_video (PyAV)", "studio/jobs/media.py", "probe_video"),
-    ("    media.make_poster_and_strip (PyAV decode, Pillow)", "studio/jobs/media.py", "make_poster_and_strip"),
+    ("    services.result_store (the row; probe and poster are a task)", "studio/jobs/services.py", "result_store"),
     ("    Job.record (history lines)", "studio/jobs/models.py", "record"),
     ("  every fsync (CPU only; the wait is wall time)", "~", "<built-in method posix.fsync>"),
 ]

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from studio.jobs import services
 from studio.jobs.models import JobState
+from studio.jobs.poller import drive_job
 from studio.projects.models import Membership, Role
 from studio.review.services import comparison_create
 from tests.browser.conftest import sign_in
@@ -53,13 +54,13 @@ def make_results(project, user, accounts):
         (accounts["qingbo"], "veo-3.0", {"prompt": PROMPT, "duration": 4}),
         (accounts["modelmax"], "veo-3-fast", {"prompt": PROMPT, "duration": 6, "resolution": "720p", "audio": True}),
     ]
-    jobs = [services.job_create(project=project, user=user, account=account, model=model, params=params, enqueue=False)
+    jobs = [services.job_create(project=project, user=user, account=account, model=model, params=params)
             for account, model, params in requests]
     outcomes = [{} for _ in jobs]
 
     def run(job, outcome):
         try:
-            outcome["job"] = services.job_run_to_end(job, timeout=60)
+            outcome["job"] = drive_job(job, timeout=60)
         except Exception as error:  # noqa: BLE001 (reported by the test, not lost in the thread)
             outcome["error"] = error
         finally:

@@ -9,7 +9,6 @@ from django.db import connections
 from playwright.sync_api import expect
 from PIL import ImageStat
 
-from studio.jobs import services
 from studio.jobs.models import Job, JobState
 from studio.jobs.poller import Poller
 from studio.projects.models import Membership, Role
@@ -27,10 +26,9 @@ TARGETS = [("qingbo", "veo-3.1"), ("uniall", "viduq3p-540p"), ("veoquery", "veo3
 
 
 @pytest.fixture
-def poller(monkeypatch):
-    """The cluster's poller in a thread of this test. Queued jobs are due at once (a cluster would have sent
-    them through its task queue), and the thread is always stopped before the database is flushed."""
-    monkeypatch.setattr(services, "SUBMIT_FALLBACK_SECONDS", 0)
+def poller():
+    """The cluster's poller in a thread of this test (queued jobs are due at once); the thread is always
+    stopped before the database is flushed."""
     loop = Poller(threads=4, owner="browser-test")
 
     def run():

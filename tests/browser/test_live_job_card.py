@@ -8,8 +8,10 @@ from playwright.sync_api import expect
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobState
+from studio.jobs.poller import drive_job
 from studio.projects.models import Membership, Role
 from tests.browser.conftest import sign_in
+
 # The real sandbox and its accounts, shared with the job tests (a conftest's fixtures reach only its folder).
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +30,7 @@ def drive_in_background():
 
         def run():
             try:
-                outcome["job"] = services.job_run_to_end(Job.objects.get(pk=job_id), timeout=60)
+                outcome["job"] = drive_job(Job.objects.get(pk=job_id), timeout=60)
             except BaseException as error:  # reported by the test, not lost in the thread
                 outcome["error"] = error
             finally:
@@ -52,7 +54,7 @@ def test_a_card_follows_its_job_without_a_reload_and_plays_the_video(
     Membership.objects.create(project=demo_project, user=owner, role=Role.OWNER)
     sandbox.set_job_seconds(4)
     job = services.job_create(project=demo_project, user=owner, account=sandbox_accounts["qingbo"],
-                              model="veo-3.0", params={"prompt": PROMPT, "duration": 4}, enqueue=False)
+                              model="veo-3.0", params={"prompt": PROMPT, "duration": 4})
 
     sign_in(page, live_server, "ines", "lantern-stairs-4")
     page.goto(f"{live_server.url}/p/{demo_project.slug}/")
@@ -110,7 +112,7 @@ def test_an_editor_settles_an_ambiguous_job_from_its_card(
 
     def job_in(state, prompt, **fields):
         job = services.job_create(project=demo_project, user=editor, account=account, model="veo-3.0",
-                                  params={"prompt": prompt, "duration": 4}, enqueue=False)
+                                  params={"prompt": prompt, "duration": 4})
         Job.objects.filter(pk=job.pk).update(state=state, **fields)
         return job
 

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobState, Result, ReviewState
+from studio.jobs.poller import drive_job
 from studio.projects.models import Membership, Role
 from studio.review.models import Comment, Comparison, Rating
 from studio.review.services import comparison_create
@@ -49,8 +50,8 @@ def task_id():
 
 def run_in_sandbox(project, user, account):
     job = services.job_create(project=project, user=user, account=account, model="veo-3.0",
-                              params={"prompt": HERON, "duration": 4}, enqueue=False)
-    job = services.job_run_to_end(job, timeout=60)
+                              params={"prompt": HERON, "duration": 4})
+    job = drive_job(job, timeout=60)
     assert job.state == JobState.SUCCEEDED, job.error_message
     return job.results.get()
 
@@ -75,7 +76,7 @@ def real_video(request, sandbox_accounts, demo_project, people):
     if not _first_clip:
         return request.getfixturevalue("sandbox_video")
     job = services.job_create(project=demo_project, user=people["eddie"], account=sandbox_accounts["qingbo"],
-                              model="veo-3.0", params={"prompt": HERON, "duration": 4}, enqueue=False)
+                              model="veo-3.0", params={"prompt": HERON, "duration": 4})
     Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED, provider_task_id=task_id(),
                                          submitted_at=timezone.now(), finished_at=timezone.now())
     files = {}
@@ -91,7 +92,7 @@ def another_take(result, *, model, prompt, account, user, **fields):
     """A second video row made from the first one's files, as if another model had delivered it (the gallery
     and comparisons only need more rows)."""
     job = services.job_create(project=result.job.project, user=user, account=account, model=model,
-                              params={"prompt": prompt, "duration": 4}, enqueue=False)
+                              params={"prompt": prompt, "duration": 4})
     Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED, provider_task_id=task_id())
     copied = {name: getattr(result, name) for name in FILE_FIELDS + PROBED_FIELDS}
     return Result.objects.create(job=job, **{**copied, **fields})

@@ -1,9 +1,10 @@
 """The composer's rules: shared fields, per-target checks, prompt versions, all-or-nothing batches."""
 
 import pytest
+from django.utils import timezone
 
 from studio.jobs import compose
-from studio.jobs.models import Batch, Job
+from studio.jobs.models import Batch, Job, JobState
 from studio.projects.models import Prompt
 from studio.providers.models import ProviderAccount
 from studio.providers.registry import all_specs, model_spec
@@ -25,7 +26,7 @@ def demo_project_db(db):
 
 @pytest.fixture
 def sandbox_accounts_db(db):
-    """Accounts in the database only: these tests send nothing (jobs are enqueued on commit)."""
+    """Accounts in the database only: these tests send nothing (no poller runs)."""
     accounts = {}
     for provider in ("qingbo", "uniall"):
         account = ProviderAccount(provider=provider, name=f"db-{provider}", base_url=f"https://{provider}.example")
@@ -98,17 +99,16 @@ def test_a_batch_with_one_broken_target_creates_nothing(sandbox_accounts_db, dem
     assert Batch.objects.count() == Job.objects.count() == Prompt.objects.count() == 0
 
 
-def test_a_batch_creates_one_job_per_target_on_one_prompt_version(sandbox_accounts_db, demo_project_db,
-                                                                  django_capture_on_commit_callbacks):
+def test_a_batch_creates_one_job_per_target_on_one_prompt_version(sandbox_accounts_db, demo_project_db):
     targets = [compose.Target(sandbox_accounts_db["qingbo"], model_spec("qingbo", "veo-3.1")),
                compose.Target(sandbox_accounts_db["uniall"], model_spec("uniall", "viduq3t-540p"))]
-    with django_capture_on_commit_callbacks() as callbacks:
-        batch = compose.batch_create(project=demo_project_db, user=None, targets=targets, prompt="Snow on cedars",
-                                     shared={"duration": "4"})
+    batch = compose.batch_create(project=demo_project_db, user=None, targets=targets, prompt="Snow on cedars",
+                                 shared={"duration": "4"})
     assert [(j.provider, j.model, j.params["duration"]) for j in batch.jobs.order_by("pk")] == [
         ("qingbo", "veo-3.1", 4), ("uniall", "viduq3t-540p", 4)]
     assert {j.prompt_version_id for j in batch.jobs.all()} == {batch.prompt_version_id}
-    assert len(callbacks) == 2, "each job is enqueued once the batch commits"
+    assert all(j.state == JobState.QUEUED and j.next_poll_at <= timezone.now() for j in batch.jobs.all()), \
+        "every job is due at once for the poller"
 
 
 def test_prompt_versions_change_only_when_jobs_would_otherwise_lie(demo_project_db, sandbox_accounts_db):

@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import pytest
 from django.core.management import call_command
@@ -11,19 +12,21 @@ from django_q.models import OrmQ
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobEvent, JobState
+from studio.jobs.poller import drive_job, step_once
 from studio.providers.models import ProviderAccount
-from tests.conftest import sandbox_key
+from tests.conftest import sandbox_key, wait_for
+from tests.helpers import poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
 
 
 def make_job(project, account, model, **params):
     return services.job_create(project=project, user=None, account=account, model=model,
-                               params={"prompt": PROMPT, **params}, enqueue=False)
+                               params={"prompt": PROMPT, **params})
 
 
 def run(job, timeout=30):
-    return services.job_run_to_end(job, timeout=timeout)
+    return drive_job(job, timeout=timeout)
 
 
 def events(job):
@@ -68,7 +71,7 @@ def test_a_5xx_answer_to_a_submit_is_ambiguous(sandbox_accounts, demo_project, s
 def test_a_rate_limited_submit_waits_for_retry_after_then_succeeds(sandbox_accounts, demo_project, sandbox):
     sandbox.fault("rate_limit", provider="qingbo", on="submit", retry_after=1)
     job = make_job(demo_project, sandbox_accounts["qingbo"], "veo-3.0", duration=4)
-    services.job_submit(job)
+    step_once(job)
     job.refresh_from_db()
     assert job.state == JobState.QUEUED
     assert 0.5 < (job.next_poll_at - timezone.now()).total_seconds() <= 1.1
@@ -107,7 +110,7 @@ def test_modelmax_result_is_fetched_once_even_when_the_download_must_be_retried(
     assert job.results.count() == 2
     task = next(iter(sandbox.state.tasks.values()))
     assert task.result_fetches == 1
-    assert sum("Download failed, will retry" in message for message in events(job)) >= 1
+    assert sum(message.startswith("The download failed") for message in events(job)) >= 1
 
 
 def test_an_expired_link_is_refreshed_by_asking_for_the_status_again(sandbox_accounts, demo_project, sandbox):
@@ -124,14 +127,14 @@ def test_transient_status_errors_keep_the_job_alive(sandbox_accounts, demo_proje
     sandbox.fault("malformed_json", provider="uniall", on="status", times=1)
     job = run(make_job(demo_project, sandbox_accounts["uniall"], "viduq3t-540p", duration=2), timeout=60)
     assert job.state == JobState.SUCCEEDED
-    assert sum("Status check failed, will retry" in message for message in events(job)) == 3
+    assert sum(message.startswith("The status check failed") for message in events(job)) == 3
 
 
 def test_a_job_is_claimed_for_submission_only_once(sandbox_accounts, demo_project):
     job = make_job(demo_project, sandbox_accounts["qingbo"], "veo-3.0", duration=4)
     twin = Job.objects.get(pk=job.pk)
-    assert job.claim_for_submit(lease_seconds=60) is True
-    assert twin.claim_for_submit(lease_seconds=60) is False
+    assert job.claim_for_submit() is True
+    assert twin.claim_for_submit() is False
     assert Job.objects.get(pk=job.pk).state == JobState.SUBMITTING
 
 
@@ -176,29 +179,23 @@ def test_generate_exits_1_when_the_job_fails(sandbox_accounts, demo_project, san
     assert json.loads(output)["error"] == "No credits on the upstream project"
 
 
-def test_generate_without_wait_queues_the_job_for_the_cluster(sandbox_accounts, demo_project, sandbox):
+def test_generate_without_wait_leaves_the_job_due_for_the_poller_and_queues_no_task(sandbox_accounts, demo_project,
+                                                                                   sandbox):
     code, output = generate("--account", "sandbox-qingbo", "--model", "veo-3.0", "--prompt", PROMPT, "--json")
     assert code == 0
     report = json.loads(output)
     assert report["state"] == "queued"
     assert sandbox.count() == 0
-    queued = [task for task in OrmQ.objects.all() if task.func() == "studio.jobs.tasks.submit_job"]
-    assert [task.args() for task in queued] == [(report["id"],)]
+    assert Job.objects.get(pk=report["id"]).next_poll_at <= timezone.now()
+    assert OrmQ.objects.count() == 0, "only the poller sends jobs; nothing goes through the task queue"
 
 
-def test_a_rolled_back_creation_enqueues_nothing(sandbox_accounts, demo_project):
-    from django.db import transaction
-
-    class Abandon(Exception):
-        pass
-
-    with pytest.raises(Abandon):
-        with transaction.atomic():
-            services.job_create(project=demo_project, user=None, account=sandbox_accounts["qingbo"], model="veo-3.0",
-                                params={"prompt": PROMPT, "duration": 4})
-            raise Abandon
-    assert Job.objects.count() == 0
-    assert OrmQ.objects.count() == 0
-    services.job_create(project=demo_project, user=None, account=sandbox_accounts["qingbo"], model="veo-3.0",
-                        params={"prompt": PROMPT, "duration": 4})
-    assert OrmQ.objects.count() == 1
+def test_a_new_job_is_sent_within_the_pollers_idle_sleep(sandbox_accounts, demo_project, sandbox):
+    with poller_running(threads=2):
+        time.sleep(0.5)  # the poller is idle, sleeping between looks at the table
+        created = time.monotonic()
+        job = make_job(demo_project, sandbox_accounts["qingbo"], "veo-3.0", duration=4)
+        wait_for(lambda: sandbox.submits("qingbo"), timeout=5)
+        sent_after = time.monotonic() - created
+    assert sent_after < 1.0, f"sent {sent_after:.2f} s after it was created"
+    assert Job.objects.get(pk=job.pk).submit_sent_at is not None

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from studio.jobs.media import (
@@ -25,14 +26,19 @@ from studio.jobs.media import (
     mismatches,
     probe_video,
 )
+from studio.providers.http import BoundedTransport
 from studio.providers.registry import model_spec
 from studio.sandbox.video import render_video
 
 DEST = "videos/job-1"
 
 
-def open_stream(http, url):
-    return http.stream("GET", url)
+HTTP = httpx.Client(transport=BoundedTransport(), follow_redirects=False, trust_env=False)
+
+
+def open_stream(url):
+    """What the provider client hands download_video: a streaming GET on its bounded transport."""
+    return HTTP.stream("GET", url)
 
 
 # Test videos -------------------------------------------------------------------------------------
@@ -258,8 +264,8 @@ def test_connected_peer_is_checked_not_just_the_resolved_url(settings, origin, s
     """DNS rebinding: the URL names a public address but the socket really lands on loopback."""
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
 
-    def rebinding_stream(http, url):
-        return http.stream("GET", f"{origin}/video.mp4")
+    def rebinding_stream(url):
+        return HTTP.stream("GET", f"{origin}/video.mp4")
 
     with pytest.raises(DownloadError) as caught:
         download_video(rebinding_stream, "http://93.184.216.34/video.mp4", DEST)
@@ -439,7 +445,7 @@ def test_probe_refuses_a_file_that_is_not_a_video(tmp_path):
 def test_poster_and_strip_are_jpegs_with_ten_thumbnails(small_mp4, media_root):
     from PIL import Image
 
-    poster_name, strip_name, count = make_poster_and_strip(small_mp4, "posters/job-1")
+    poster_name, strip_name, count = make_poster_and_strip(small_mp4, "posters/job-1", stem="clip")
 
     assert count == 10
     assert poster_name.startswith("posters/job-1/") and strip_name.startswith("posters/job-1/")

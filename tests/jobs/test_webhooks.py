@@ -15,13 +15,15 @@ from django.utils import timezone
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobState
+from studio.jobs.poller import step_once
+from studio.providers.client import NO_HOOKS, ProviderClient
 from tests.conftest import wait_for
 from tests.helpers import poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
 def make_job(project, account):
     return services.job_create(project=project, user=None, account=account, model="veo-3.0",
-                               params={"prompt": PROMPT, "duration": 4}, enqueue=False)
+                               params={"prompt": PROMPT, "duration": 4})
 
 
 def hook_path(job):
@@ -52,7 +54,7 @@ def test_a_qingbo_submission_carries_its_own_unguessable_callback_url(sandbox_ac
     sandbox.set_job_seconds(30)  # no callback arrives while the test runs
     jobs = [make_job(demo_project, sandbox_accounts["qingbo"]) for _ in range(3)]
     for job in jobs:
-        services.job_submit(job)
+        step_once(job)
     sent = [request["json"]["callback_url"] for request in sandbox.submits("qingbo")]
     assert sent == [f"{settings.STUDIO_PUBLIC_URL}/hooks/jobs/{job.webhook_token}/" for job in jobs]
     tokens = [job.webhook_token for job in jobs]
@@ -125,7 +127,7 @@ def test_a_callback_for_a_finished_job_does_nothing(sandbox_accounts, demo_proje
 def test_the_callback_body_is_never_trusted(sandbox_accounts, demo_project, sandbox):
     sandbox.set_job_seconds(30)  # still running at the provider for the whole test
     job = make_job(demo_project, sandbox_accounts["qingbo"])
-    services.job_submit(job)
+    step_once(job)
     job.refresh_from_db()
     video = f"{sandbox.url}/_files/{job.provider_task_id}/1/0.mp4"
     forged = {"task_id": job.provider_task_id, "status": "completed", "progress": 100,
@@ -133,7 +135,7 @@ def test_the_callback_body_is_never_trusted(sandbox_accounts, demo_project, sand
     callback(job, forged)
     assert Job.objects.get(pk=job.pk).state == JobState.SUBMITTED
     # Only a poll decides, and the provider says it is still going.
-    services.job_poll(Job.objects.select_related("account").get(pk=job.pk))
+    step_once(job)
     job.refresh_from_db()
     assert job.state == JobState.RUNNING
     assert job.results.count() == 0
@@ -142,7 +144,7 @@ def test_the_callback_body_is_never_trusted(sandbox_accounts, demo_project, sand
 
 def test_a_callback_during_submission_is_remembered_without_moving_the_poll(sandbox_accounts, demo_project):
     job = make_job(demo_project, sandbox_accounts["qingbo"])
-    assert job.claim_for_submit(lease_seconds=60)
+    assert job.claim_for_submit()
     _, _, planned = wake_fields(job)
     assert callback(job).status_code == 200
     state, received, next_poll_at = wake_fields(job)
@@ -153,21 +155,14 @@ def test_a_callback_during_submission_is_remembered_without_moving_the_poll(sand
 
 def early_callback_client(monkeypatch, job):
     """The provider calls back before its answer to the submission reaches us: no task id is stored yet."""
-    real_client_for = services.client_for
+    real_submit = ProviderClient.submit
 
-    def client_for(account):
-        client = real_client_for(account)
-        real_submit = client.submit
+    def submit(self, request, hooks=NO_HOOKS):
+        answer = real_submit(self, request, hooks)
+        assert callback(job).status_code == 200
+        return answer
 
-        def submit(request):
-            answer = real_submit(request)
-            assert callback(job).status_code == 200
-            return answer
-
-        client.submit = submit
-        return client
-
-    monkeypatch.setattr(services, "client_for", client_for)
+    monkeypatch.setattr(ProviderClient, "submit", submit)
 
 
 def test_a_callback_before_the_task_id_is_stored_makes_the_first_poll_immediate(sandbox_accounts,
@@ -179,7 +174,7 @@ def test_a_callback_before_the_task_id_is_stored_makes_the_first_poll_immediate(
     account.save()
     job = make_job(demo_project, account)
     early_callback_client(monkeypatch, job)
-    services.job_submit(Job.objects.select_related("account").get(pk=job.pk))
+    step_once(job)
     state, received, next_poll_at = wake_fields(job)
     assert state == JobState.SUBMITTED
     assert received is not None
@@ -201,7 +196,7 @@ def test_a_callback_right_after_the_task_id_is_stored_is_not_lost(sandbox_accoun
         return moved
 
     monkeypatch.setattr(Job, "mark_submitted", callback_right_after_the_task_id_is_stored)
-    services.job_submit(Job.objects.select_related("account").get(pk=job.pk))
+    step_once(job)
     state, received, next_poll_at = wake_fields(job)
     assert state == JobState.SUBMITTED
     assert received is not None

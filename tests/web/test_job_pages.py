@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_q.models import OrmQ
 
 from studio.jobs.models import Job, JobEvent, JobState, Result
@@ -163,7 +164,7 @@ def test_a_succeeded_card_plays_the_studios_own_copy(client, team, make_job):
         job=job, file=f"projects/{project.pk}/videos/abc123.mp4",
         poster=f"projects/{project.pk}/posters/abc123.jpg",
         sha256="0" * 64, bytes=123456, duration=4.0, width=1280, height=720, fps=24.0, has_audio=True,
-        mismatches=["Asked for 1080p; delivered 1280×720."],
+        mismatches=["Asked for 1080p; delivered 1280×720."], processed_at=timezone.now(),
     )
     html = as_user(client, users, "viewer").get(card_url(job)).content.decode()
     assert f'src="/media/projects/{project.pk}/videos/abc123.mp4"' in html
@@ -172,6 +173,24 @@ def test_a_succeeded_card_plays_the_studios_own_copy(client, team, make_job):
     assert "cdn.provider.example" not in html
     assert "1280×720" in html and "4.0 s" in html and "24 fps" in html and "With audio" in html
     assert "Asked for 1080p; delivered 1280×720." in html
+    assert "hx-trigger" not in html, "a finished card with its poster asks no more"
+
+
+def test_a_stored_video_plays_at_once_and_its_card_asks_again_until_the_poster_is_made(client, team, make_job):
+    project, users = team
+    job = make_job(JobState.SUCCEEDED)
+    result = Result.objects.create(job=job, file=f"projects/{project.pk}/videos/abc123.mp4", sha256="0" * 64,
+                                   bytes=123456)
+    html = as_user(client, users, "viewer").get(card_url(job)).content.decode()
+    assert f'src="/media/projects/{project.pk}/videos/abc123.mp4"' in html
+    assert "Checking the video and making its poster…" in html
+    assert "None" not in html
+    assert 'hx-trigger="load delay:1s"' in html
+    Result.objects.filter(pk=result.pk).update(processed_at=timezone.now(),
+                                               processing_error="The file has no video stream.")
+    html = client.get(card_url(job)).content.decode()
+    assert "The stored file could not be read: The file has no video stream." in html
+    assert "hx-trigger" not in html
 
 
 # Deciding about an ambiguous job -------------------------------------------------------------------------
@@ -202,20 +221,18 @@ def test_giving_up_marks_the_job_failed(client, team, make_job):
     assert job.events.filter(from_state=JobState.SUBMIT_UNKNOWN, to_state=JobState.FAILED).exists()
 
 
-def test_submitting_again_requeues_the_job_and_enqueues_it(client, team, make_job,
-                                                           django_capture_on_commit_callbacks):
+def test_submitting_again_requeues_the_job_due_at_once(client, team, make_job):
     _, users = team
     job = make_job(JobState.SUBMIT_UNKNOWN, submit_sent_at="2025-01-01T00:00:00Z")
     client.force_login(users["owner"])
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client.post(resolve_url(job), {"action": "submit_again"})
+    response = client.post(resolve_url(job), {"action": "submit_again"})
     assert response.status_code == 302
     assert response["Location"] == page_url(job), "without a usable referrer it goes to the job page"
     job.refresh_from_db()
     assert job.state == JobState.QUEUED
     assert job.submit_sent_at is None
-    assert len(callbacks) == 1
-    assert OrmQ.objects.count() == 1
+    assert job.next_poll_at <= timezone.now(), "the poller sends it within its idle sleep"
+    assert OrmQ.objects.count() == 0
 
 
 def test_an_htmx_decision_returns_the_new_card(client, team, make_job):

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from studio.jobs import services
 from studio.jobs.models import Batch, Job, JobState, Result, ReviewState
+from studio.jobs.poller import drive_job
 from studio.projects.models import Membership, Project, Prompt, PromptVersion, Role
 from studio.providers.models import ProviderAccount
 from studio.review.models import Comment, Comparison, Rating
@@ -448,8 +449,8 @@ def test_a_sandbox_videos_page_shows_how_it_was_made_and_flags_what_differs(
               "duration": 4, "aspect_ratio": "16:9", "resolution": "720p", "seed": 4242,
               "person_generation": "allow_adult"}
     job = services.job_create(project=demo_project, user=viewer, account=account, model="veo-3.1",
-                              params=params, enqueue=False)
-    job = services.job_run_to_end(job, timeout=60)
+                              params=params)
+    job = drive_job(job, timeout=60)
     assert job.state == JobState.SUCCEEDED
     result = job.results.get()
     client.force_login(viewer)

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from studio.jobs import services
 from studio.jobs.models import JobState
+from studio.jobs.poller import drive_job
 from studio.jobs.selectors import job_report, stored_results
 from studio.projects.images import image_ingest
 from studio.projects.models import Project
@@ -28,7 +29,8 @@ class Invalid(Exception):
 
 
 class Command(BaseCommand):
-    help = "Send one prompt to one model. --wait drives the job to its end here (no cluster needed)."
+    help = ("Send one prompt to one model. Without --wait the cluster's poller sends it; with --wait this command "
+            "drives the job to its end (beside a running cluster too: one of them works on it at a time).")
 
     def add_arguments(self, parser):
         parser.add_argument("--account", required=True, help="Provider account name.")
@@ -41,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--last-frame", type=Path)
         parser.add_argument("--reference", type=Path, action="append", default=[])
         parser.add_argument("--project", default="demo", help="Project slug (default: demo).")
-        parser.add_argument("--wait", action="store_true", help="Run the job to its end in this process.")
+        parser.add_argument("--wait", action="store_true", help="Follow the job to its end (no cluster needed).")
         parser.add_argument("--timeout", type=float, default=3600, help="With --wait: give up after this many seconds.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
@@ -53,7 +55,7 @@ class Command(BaseCommand):
             self.report({"state": "invalid", "error": str(error)}, f"Invalid request, nothing sent: {error}")
             raise SystemExit(EXIT_INVALID)
         if options["wait"]:
-            job = services.job_run_to_end(job, timeout=options["timeout"])
+            job = drive_job(job, timeout=options["timeout"])
         self.report(job_report(job), self.summary(job))
         if job.state == JobState.SUCCEEDED or (not options["wait"] and job.state == JobState.QUEUED):
             raise SystemExit(EXIT_OK)
@@ -76,7 +78,7 @@ class Command(BaseCommand):
                 "references": [self.ingest(project, path) for path in options["reference"]],
             }
             return services.job_create(project=project, user=None, account=account, model=options["model"],
-                                       params=params, enqueue=not options["wait"], **images)
+                                       params=params, **images)
         except ValidationFailed as error:
             raise Invalid("; ".join(v.message for v in error.violations)) from None
         except UnknownModel as error:
