@@ -185,6 +185,7 @@ def _submit_failed(job, error, *, sent, exchanges):
                           payload=exchanges, failure_kind=job.failure_kind, failure_streak=job.failure_streak)
     elif sent:
         job.mark_submit_unknown(_ambiguous_message(error), payload=exchanges)
+        _settle_soon_if_called_back(job)
     elif isinstance(error, CallCancelled):
         job.requeue_after("Not sent: the worker stopped before sending; the job goes back to the queue.",
                           timezone.now(), failure_kind=job.failure_kind, failure_streak=job.failure_streak)
@@ -215,6 +216,12 @@ def _requeue_after_failure(job, error, exchanges):
                       payload=exchanges, failure_kind=kind, failure_streak=streak)
 
 
+def _settle_soon_if_called_back(job):
+    """The provider called back while we waited for its answer: the task it named can settle the job now."""
+    Job.objects.filter(pk=job.pk, state=JobState.SUBMIT_UNKNOWN, provider_data__has_key="callback_task_id").update(
+        next_poll_at=timezone.now())
+
+
 def job_recover_stalled(job):
     """A job left "submitting" by a worker that died (its lease expired)."""
     if job.submit_sent_at is None:
@@ -224,6 +231,7 @@ def job_recover_stalled(job):
             "The studio stopped while sending this job: the provider may have accepted it, but we could not "
             "confirm. Check the provider's console, then mark it as failed or submit it again."
         )
+        _settle_soon_if_called_back(job)
     return job
 
 
@@ -523,6 +531,7 @@ def job_step_failed(job, error, *, exchanges=None):
 def _submit_step_failed(job, error, exchanges):
     if job.state == JobState.SUBMITTING and job.submit_sent_at:
         job.mark_submit_unknown(_ambiguous_message(error), payload=exchanges)
+        _settle_soon_if_called_back(job)
     elif job.state == JobState.SUBMITTING:
         _requeue_after_failure(job, error, exchanges)
     else:

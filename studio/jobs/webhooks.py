@@ -28,16 +28,22 @@ def job_webhook(request, token):
     if job.state in TERMINAL_STATES:
         return HttpResponse("already finished", content_type="text/plain")
     now = timezone.now()
-    updates = {"webhook_received_at": now}
+    task_id = _named_task(request.body)
+    if task_id and job.state in (JobState.SUBMITTING, JobState.SUBMIT_UNKNOWN):
+        # No task id of ours yet: keep the one the callback names, in case the submission's answer is lost.
+        # (A job that has just been accepted keeps its own data: the state must still be the one read.)
+        Job.objects.filter(pk=job.pk, state=job.state).update(
+            provider_data={**job.provider_data, "callback_task_id": task_id})
     if job.state == JobState.SUBMIT_UNKNOWN:
-        task_id = _named_task(request.body)
-        if not task_id:
-            return HttpResponse("no task named", content_type="text/plain")
-        updates.update(next_poll_at=now, provider_data={**job.provider_data, "callback_task_id": task_id})
+        if task_id:
+            Job.objects.filter(pk=job.pk, state=JobState.SUBMIT_UNKNOWN, webhook_received_at__isnull=True).update(
+                webhook_received_at=now, next_poll_at=now)
+        return HttpResponse("ok", content_type="text/plain")
+    updates = {"webhook_received_at": now}
     # A job still being submitted has no task id to poll yet: job_submit sees the mark and polls at once.
-    elif job.state != JobState.SUBMITTING:
+    if job.state != JobState.SUBMITTING:
         updates["next_poll_at"] = now
-    Job.objects.filter(pk=job.pk, state=job.state, webhook_received_at__isnull=True).update(**updates)
+    Job.objects.filter(pk=job.pk, webhook_received_at__isnull=True).update(**updates)
     return HttpResponse("ok", content_type="text/plain")
 
 

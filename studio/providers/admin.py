@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from studio.providers.health import health_summary, tracker
+from studio.providers.health import health_summary, health_word, tracker
 from studio.providers.models import AccountHealth, ModelPrice, ProviderAccount
 
 
@@ -45,7 +45,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     list_display = ["name", "provider", "base_url", "key_ending", "enabled", "health_state", "updated_at"]
     list_filter = ["provider", "enabled"]
     search_fields = ["name", "base_url", "notes"]
-    readonly_fields = ["health_state"]
+    readonly_fields = ["health_details"]
     actions = ["resume"]
 
     def get_queryset(self, request):
@@ -57,6 +57,10 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="Health")
     def health_state(self, account):
+        return health_word(getattr(account, "health", None))
+
+    @admin.display(description="Health")
+    def health_details(self, account):
         return health_summary(getattr(account, "health", None)) if account.pk else "No calls yet."
 
     @admin.action(description="Resume the selected accounts now (end a pause)")

@@ -23,7 +23,7 @@ import httpx
 from django.conf import settings
 
 from studio.core.redaction import bounded_payload, public_text, redact, redact_data
-from studio.providers.base import ProviderError
+from studio.providers.base import NotNow, ProviderError
 from studio.providers.http import BoundedTransport, CallCancelled, call_budget, read_limited
 from studio.providers.registry import adapter_for
 
@@ -120,23 +120,24 @@ class ProviderClient:
 
     def submit(self, request, hooks=NO_HOOKS):
         call = self.adapter.build_submit(request)
-        body = self.send(call, hooks)
-        submitted = self._parse(call, self.adapter.parse_submit, body)
-        if len(submitted.task_id) > MAX_TASK_ID:
-            raise self._failed(call, f"{self._host()} accepted the job with a task id of {len(submitted.task_id)} "
-                                     f"characters, more than the {MAX_TASK_ID} the studio keeps", kind="malformed",
-                               sent=True, body=body)
+        submitted = self._call(call, hooks, self._read_submitted)
         # Later paths of some protocols contain the model id; every adapter can count on finding it here.
         submitted.data.setdefault("model", request.model)
         return submitted
 
+    def _read_submitted(self, body):
+        submitted = self.adapter.parse_submit(body)
+        if len(submitted.task_id) > MAX_TASK_ID:
+            raise ProviderError(f"{self._host()} accepted the job with a task id of {len(submitted.task_id)} "
+                                f"characters, more than the {MAX_TASK_ID} the studio keeps", kind="malformed",
+                                body=body)
+        return submitted
+
     def status(self, task_id, data, hooks=NO_HOOKS):
-        call = self.adapter.build_status(task_id, data)
-        return self._parse(call, self.adapter.parse_status, self.send(call, hooks))
+        return self._call(self.adapter.build_status(task_id, data), hooks, self.adapter.parse_status)
 
     def result(self, task_id, data, hooks=NO_HOOKS):
-        call = self.adapter.build_result(task_id, data)
-        return self._parse(call, self.adapter.parse_result, self.send(call, hooks))
+        return self._call(self.adapter.build_result(task_id, data), hooks, self.adapter.parse_result)
 
     def cancel(self, task_id, data, hooks=NO_HOOKS):
         call = self.adapter.build_cancel(task_id, data)
@@ -161,21 +162,27 @@ class ProviderClient:
 
     # HTTP ----------------------------------------------------------------------------------------
 
+    def _call(self, call, hooks, parse):
+        """One protocol step: the call, then the adapter's reading of its answer. The hooks hear how it went
+        (an answer that cannot be read counts as the provider's fault, like a 5xx); a call abandoned on
+        purpose (CallCancelled) says nothing about the provider."""
+        try:
+            value = self._parse(call, parse, self.send(call, hooks))
+        except ProviderError as error:
+            if not isinstance(error, NotNow):
+                hooks.after_call(call, error)
+            raise
+        hooks.after_call(call, None)
+        return value
+
     def send(self, call, hooks=NO_HOOKS):
         """Make one call and return its JSON body, or raise ProviderError (or CallCancelled)."""
         hooks.before_call(call)
         request = self._http.build_request(call.method, self._relative(call.path), json=call.json, params=call.params)
         self._check_under_base(request.url)
         seconds = settings.STUDIO_PROVIDER_SUBMIT_SECONDS if call.is_post else settings.STUDIO_PROVIDER_CALL_SECONDS
-        error = None
-        try:
-            with call_budget(seconds, cancel=hooks.cancel):
-                return self._exchange(call, request, hooks)
-        except ProviderError as raised:
-            error = raised
-            raise
-        finally:
-            hooks.after_call(call, error)
+        with call_budget(seconds, cancel=hooks.cancel):
+            return self._exchange(call, request, hooks)
 
     def _exchange(self, call, request, hooks):
         wire = _Wire(call, hooks)

@@ -174,6 +174,19 @@ def health_summary(health, now=None):
     return " ".join(parts)
 
 
+def health_word(health, now=None):
+    """The account's health in a few words, for a list."""
+    if health is None or health.pk is None:
+        return "No calls yet"
+    if health.is_paused(now):
+        return f"Paused until {_clock(health.paused_until)}"
+    if health.consecutive_failures:
+        return f"{health.consecutive_failures} failed in a row"
+    if health.calls:
+        return f"OK · {health.failures} of {health.calls} calls failed"
+    return "No recent calls"
+
+
 def pause_note(health, now=None):
     """For the composer: why an account's jobs will wait, or "" when it is not paused."""
     if health is None or not health.is_paused(now):

@@ -83,7 +83,9 @@ def test_the_composer_and_the_admin_show_a_paused_account(breaker, demo_project,
     page = client.get(reverse("project_detail", args=[demo_project.slug])).content.decode()
     assert "Paused: its last 5 calls failed (Provider error 502: down)" in page
     listing = client.get(reverse("admin:providers_provideraccount_changelist")).content.decode()
-    assert "Paused since" in listing and "5 of 9 calls failed" in listing
+    assert "Paused until" in listing
+    change = client.get(reverse("admin:providers_provideraccount_change", args=[account.pk])).content.decode()
+    assert "Paused since" in change and "5 of 9 calls failed" in change
 
 
 def test_the_request_budget_counts_every_call_of_jobs_made_anywhere(sandbox_accounts, demo_project, sandbox):

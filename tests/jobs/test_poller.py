@@ -348,3 +348,19 @@ def test_a_poll_that_raises_does_not_stop_the_loop(sandbox_accounts, demo_projec
     # Finished long before its 60 s lease would have run out: the step let go of it after the error.
     assert set(states(jobs).values()) == {JobState.SUCCEEDED}
     assert set(rows(jobs).values_list("lease_owner", "lease_expires_at")) == {("", None)}
+
+
+def test_a_call_longer_than_the_lease_keeps_the_lease_and_no_other_poller_takes_the_job(
+        sandbox_accounts, demo_project, sandbox, monkeypatch, settings):
+    settings.STUDIO_LEASE_SECONDS = 1.0  # renewed every third of a second by the holder's lease keeper
+    job = make_job(demo_project, sandbox_accounts["uniall"])
+    step_once(job)
+    sandbox.fault("latency", provider="uniall", on="status", seconds=3.0)
+    work = WorkLog(monkeypatch)
+    make_due(job)
+    with poller_running(owner="host-a:1"), poller_running(owner="host-b:2"):
+        wait_for(lambda: all_in([job], {JobState.SUCCEEDED, JobState.FAILED}), timeout=20)
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+    assert work.overlaps() == []
+    slow = [span for span in work.spans if span[4] - span[3] > 2.5]
+    assert len(slow) == 1, "the slow status call ran once, under one lease"

@@ -92,3 +92,18 @@ def test_a_callback_naming_a_task_the_provider_does_not_know_leaves_the_job_unkn
     assert job.state == JobState.SUBMIT_UNKNOWN
     assert job.next_poll_at is None
     assert any("Could not confirm" in m for m in JobEvent.objects.filter(job=job).values_list("message", flat=True))
+
+
+def test_a_callback_that_comes_while_the_answer_is_awaited_settles_the_job_once_it_turns_ambiguous(
+        sandbox_accounts, demo_project, sandbox, settings):
+    settings.STUDIO_PROVIDER_SUBMIT_SECONDS = 2.5
+    sandbox.set_job_seconds(0.5)  # the task ends, and calls back, long before its submission's answer comes
+    sandbox.fault("hang_after_accept", provider="qingbo", on="submit", seconds=4)
+    job = make_job(demo_project, sandbox_accounts["qingbo"])
+    with poller_running(threads=2):
+        wait_for(lambda: Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED, timeout=30)
+    job.refresh_from_db()
+    assert job.provider_task_id == next(iter(sandbox.state.tasks))
+    assert JobEvent.objects.filter(job=job, from_state=JobState.SUBMITTING, to_state=JobState.SUBMIT_UNKNOWN).exists()
+    assert JobEvent.objects.filter(job=job, from_state=JobState.SUBMIT_UNKNOWN, to_state=JobState.SUBMITTED).exists()
+    assert len(sandbox.submits("qingbo")) == 1
