@@ -148,9 +148,11 @@ class Job(models.Model):
                                 payload=_stored(payload))
 
     def schedule_next(self, seconds, *, failure_kind="", failure_streak=0):
-        """When to take the next step; a step that went well clears the failure streak."""
+        """When to take the next step. A step that went well counts as a poll (the pace stretches for long
+        jobs) and clears the failure streak; a failed one only sets the streak."""
         when = timezone.now() + timedelta(seconds=seconds)
-        fields = {"next_poll_at": when, "poll_attempts": self.poll_attempts + 1, "failure_kind": failure_kind,
+        polls = self.poll_attempts + (0 if failure_streak else 1)
+        fields = {"next_poll_at": when, "poll_attempts": polls, "failure_kind": failure_kind,
                   "failure_streak": failure_streak}
         Job.objects.filter(pk=self.pk).update(**fields)
         for name, value in fields.items():

@@ -504,7 +504,7 @@ def job_step_failed(job, error, *, exchanges=None):
         Job.objects.filter(pk=job.pk).update(next_poll_at=again)
         return job
     if isinstance(error, ProviderError) and error.permanent or isinstance(error, DownloadError) and error.permanent:
-        job.mark_failed(_permanent_message(job, words), payload=exchanges)
+        job.mark_failed(_permanent_message(job, error, words), payload=exchanges)
         return job
     kind = failure_kind(error)
     streak = job.failure_streak + 1 if job.failure_kind == kind else 1
@@ -523,8 +523,6 @@ def job_step_failed(job, error, *, exchanges=None):
             message = f"{words} Asking the provider for a fresh link in {_seconds_text(delay)}."
         job.record(message, payload=exchanges)
         job.schedule_next(delay, failure_kind=kind, failure_streak=streak)
-        job.poll_attempts -= 1  # a failed attempt is not a poll: keep the pace of polling as it was
-        Job.objects.filter(pk=job.pk).update(poll_attempts=job.poll_attempts)
     return job
 
 
@@ -565,10 +563,12 @@ def _what_failed(job):
     return "The download" if job.state == JobState.DOWNLOADING else "The status check"
 
 
-def _permanent_message(job, words):
+def _permanent_message(job, error, words):
     if job.state == JobState.DOWNLOADING:
         return f"The video could not be kept: {words}"
-    return f"The provider refused the status check: {words}"
+    if isinstance(error, ProviderError) and error.kind.startswith("http_"):
+        return f"The provider refused the status check: {words}"
+    return words
 
 
 def job_defer(job, error):

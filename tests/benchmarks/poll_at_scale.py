@@ -35,7 +35,7 @@ What is measured, from outside the cluster (the sandbox's log and the database, 
 
 * schedule lag of a poll = time the sandbox received the status GET − the job's `next_poll_at` at that
   moment. The due time is recovered exactly, not guessed: every poll writes its job's next
-  `next_poll_at` together with `poll_attempts + 1` (services.schedule_poll), and a thread of this script
+  `next_poll_at` together with `poll_attempts + 1` (Job.schedule_next), and a thread of this script
   reads `(id, poll_attempts, next_poll_at)` of every job every 0.5 s (one SELECT on its own read-only
   connection; a WAL reader never blocks the cluster). The first poll of a job is due at the time this
   script wrote; its k-th at the value the row held under poll_attempts = (its count then) + k − 1. A value

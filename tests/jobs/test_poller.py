@@ -150,7 +150,7 @@ def test_two_pollers_never_work_on_one_job_at_the_same_time_even_while_it_is_sub
     real_mark_submitted = Job.mark_submitted
 
     def slow_after_commit(self, **fields):
-        # Stands in for a busy database between the "submitted" commit and schedule_poll.
+        # Stands in for a busy database between the "submitted" commit and the next write.
         moved = real_mark_submitted(self, **fields)
         time.sleep(1.0)
         return moved
