@@ -6,6 +6,15 @@ from contextlib import contextmanager
 
 from PIL import Image
 
+# One cheap model per provider (short clips render fast in the sandbox): provider -> (model, params).
+CHEAP_MODELS = {
+    "qingbo": ("veo-3.0", {"duration": 4}),
+    "uniall": ("viduq3t-540p", {"duration": 2}),
+    "modelmax": ("veo-3-fast", {"duration": 4}),
+    "apimp": ("veo-3.0-fast-generate-001", {"duration": 4}),
+    "veoquery": ("veo3-fast", {}),
+}
+
 
 def png_bytes(color=(200, 30, 30), size=(64, 48)):
     """A solid-colour PNG, e.g. for first and last frames whose colour a test can look for in a video."""

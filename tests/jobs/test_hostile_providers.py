@@ -21,16 +21,9 @@ from studio.jobs.poller import step_once
 from studio.projects.images import image_ingest
 from studio.providers.models import AccountHealth
 from tests.conftest import wait_for
-from tests.helpers import png_bytes, poller_running
+from tests.helpers import CHEAP_MODELS, png_bytes, poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
-MODELS = {
-    "qingbo": ("veo-3.0", {"duration": 4}),
-    "uniall": ("viduq3t-540p", {"duration": 2}),
-    "modelmax": ("veo-3-fast", {"duration": 4}),
-    "apimp": ("veo-3.0-fast-generate-001", {"duration": 4}),
-    "veoquery": ("veo3-fast", {}),
-}
 FINISHED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.SUBMIT_UNKNOWN}
 
 
@@ -45,7 +38,7 @@ def hostile(settings, sandbox_accounts):
 
 
 def make_job(project, account, prompt=PROMPT, **images):
-    model, params = MODELS[account.provider]
+    model, params = CHEAP_MODELS[account.provider]
     return services.job_create(project=project, user=None, account=account, model=model,
                                params={"prompt": prompt, **params}, **images)
 

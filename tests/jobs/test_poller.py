@@ -23,21 +23,13 @@ from studio.jobs.models import Job, JobEvent, JobState, Result
 from studio.jobs.poller import step_once
 from studio.providers.models import RequestWindow
 from tests.conftest import wait_for
-from tests.helpers import poller_running
+from tests.helpers import CHEAP_MODELS, poller_running
 
 PROMPT = "A lighthouse at dusk, waves rolling in"
-# One cheap model per provider: short clips render fast in the sandbox.
-MODELS = {
-    "qingbo": ("veo-3.0", {"duration": 4}),
-    "uniall": ("viduq3t-540p", {"duration": 2}),
-    "modelmax": ("veo-3-fast", {"duration": 4}),
-    "apimp": ("veo-3.0-fast-generate-001", {"duration": 4}),
-    "veoquery": ("veo3-fast", {}),
-}
 
 
 def make_job(project, account):
-    model, params = MODELS[account.provider]
+    model, params = CHEAP_MODELS[account.provider]
     return services.job_create(project=project, user=None, account=account, model=model,
                                params={"prompt": PROMPT, **params})
 
