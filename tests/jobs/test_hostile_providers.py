@@ -62,6 +62,13 @@ def gaps(times):
     return [later - earlier for earlier, later in zip(times, times[1:])]
 
 
+def assert_backs_off(times):
+    """Each retry came no sooner than the doubling backoff allows (0.2 s base here, jitter down to 0.8×); a
+    busy machine may make one late, never early."""
+    for attempt, gap in enumerate(gaps(times), start=1):
+        assert gap >= 0.8 * 0.2 * 2 ** (attempt - 1) - 0.01, (attempt, gaps(times))
+
+
 # 3. A slow provider does not stall everyone ---------------------------------------------------------------
 
 
@@ -129,7 +136,7 @@ def test_a_malformed_finished_status_is_retried_with_growing_backoff_and_then_en
         wait_for(lambda: fresh(job).state == JobState.FAILED, timeout=30)
     polls = status_times(sandbox, "qingbo", job)
     assert len(polls) == 5, f"{len(polls)} polls: the same failure 5 times ends the job"
-    assert all(later > earlier * 1.3 for earlier, later in zip(gaps(polls), gaps(polls)[1:])), gaps(polls)
+    assert_backs_off(polls)
     job.refresh_from_db()
     assert "5 times in a row" in job.error_message
     assert "has no result object" in job.error_message
@@ -166,7 +173,7 @@ def test_a_status_endpoint_that_keeps_failing_backs_off_and_ends_the_job(hostile
         wait_for(lambda: fresh(job).state == JobState.FAILED, timeout=30)
     polls = status_times(sandbox, "uniall", job)
     assert len(polls) == 5
-    assert all(later > earlier * 1.3 for earlier, later in zip(gaps(polls), gaps(polls)[1:])), gaps(polls)
+    assert_backs_off(polls)
     assert words in fresh(job).error_message
 
 

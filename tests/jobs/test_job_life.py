@@ -197,5 +197,5 @@ def test_a_new_job_is_sent_within_the_pollers_idle_sleep(sandbox_accounts, demo_
         job = make_job(demo_project, sandbox_accounts["qingbo"], "veo-3.0", duration=4)
         wait_for(lambda: sandbox.submits("qingbo"), timeout=5)
         sent_after = time.monotonic() - created
-    assert sent_after < 1.0, f"sent {sent_after:.2f} s after it was created"
+    assert sent_after < 2.0, f"sent {sent_after:.2f} s after it was created (the idle sleep is a quarter second)"
     assert Job.objects.get(pk=job.pk).submit_sent_at is not None
