@@ -293,7 +293,8 @@ STUDIO_BREAKER_COOLING_SECONDS = float(env_str("STUDIO_BREAKER_COOLING_SECONDS",
 STUDIO_STOP_GRACE_SECONDS = float(env_str("STUDIO_STOP_GRACE_SECONDS", "4"))
 # django-q2's workers run at this nice level: their CPU work (probes, posters) yields to the poller.
 STUDIO_WORKER_NICE = env_int("STUDIO_WORKER_NICE", 10)
-# Downloads refuse private and loopback addresses except these hosts or networks (the local sandbox).
+# Downloads refuse private and loopback addresses except these hosts, networks or host:port pairs (in
+# development, the sandbox's own host and port, not all of loopback).
 STUDIO_DOWNLOAD_ALLOW_HOSTS = env_list(
-    "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).hostname] if DEBUG else []
+    "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).netloc] if DEBUG else []
 )

@@ -4,6 +4,7 @@ import os
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -152,7 +153,7 @@ def studio_for_sandbox(settings, live_server, sandbox):
     """Settings a demo machine has: providers fetch images from the live studio, downloads from loopback."""
     settings.STUDIO_PUBLIC_URL = live_server.url
     settings.STUDIO_SANDBOX_URL = sandbox.url  # so the studio knows these accounts are the sandbox
-    settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = ["127.0.0.1"]
+    settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = [urlsplit(sandbox.url).netloc]  # the sandbox's port, not all of loopback
     settings.STUDIO_PROVIDER_READ_TIMEOUT = 10.0
     # Retries of failed steps come quickly here; the growth and the caps are what tests look at.
     settings.STUDIO_BACKOFF_BASE_SECONDS = 0.2

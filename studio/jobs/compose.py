@@ -13,11 +13,11 @@ from django.conf import settings
 from django.db import transaction
 
 from studio.jobs import services
-from studio.jobs.media import is_public_address
 from studio.jobs.models import Batch
 from studio.projects.models import Prompt, PromptVersion
 from studio.providers import catalog, pricing
 from studio.providers.base import ValidationFailed, Violation
+from studio.providers.http import is_public_address
 from studio.providers.models import ProviderAccount
 from studio.providers.registry import adapter_for
 

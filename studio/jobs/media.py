@@ -1,16 +1,15 @@
 """Keeping videos: a guarded download straight to disk, a probe, a poster and a thumbnail strip.
 
-Downloads follow only http(s) and refuse private, loopback and link-local addresses, checked after DNS
-resolution, on the socket actually connected, and again after every redirect. Hosts or networks listed
-in STUDIO_DOWNLOAD_ALLOW_HOSTS are exempt (the sandbox on loopback). A file is written to a temporary
+Downloads follow only http(s) and refuse private, loopback and link-local addresses: the opener's transport
+(studio.providers.http.guarded_transport) resolves the host, checks every address and connects to the
+checked one, for the link and for every redirect. Hosts, networks or host:port pairs listed in
+STUDIO_DOWNLOAD_ALLOW_HOSTS are exempt (the sandbox, in development). A file is written to a temporary
 name in its final directory, hashed while streaming, fsynced and renamed: an interrupted download leaves
 nothing behind under a real name.
 """
 
 import hashlib
-import ipaddress
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -26,7 +25,7 @@ from PIL import Image
 
 from studio.core.failpoints import failpoint
 from studio.core.redaction import public_text
-from studio.providers.http import call_budget
+from studio.providers.http import AddressRefused, call_budget
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -52,62 +51,13 @@ class StoredFile:
     bytes: int
 
 
-# Address checks -----------------------------------------------------------------------------------
-
-
-def _allowed_networks():
-    hosts, networks = set(), []
-    for item in settings.STUDIO_DOWNLOAD_ALLOW_HOSTS:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            hosts.add(item.lower())
-    return hosts, networks
-
-
-def is_public_address(address):
-    ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    # is_global, not "not is_private": shared address space (100.64.0.0/10, where some clouds keep their
-    # metadata service) is neither private nor global.
-    return ip.is_global and not ip.is_multicast
-
-
-def check_address(host, address):
-    """Refuse a non-public address unless its host name or network is explicitly allowed."""
-    hosts, networks = _allowed_networks()
-    if host.lower() in hosts:
-        return
-    ip = ipaddress.ip_address(address)
-    if any(ip in network for network in networks):
-        return
-    if not is_public_address(address):
-        raise DownloadError(
-            f"Refusing to download from {host} ({address}): a private, loopback or link-local address. "
-            "List it in STUDIO_DOWNLOAD_ALLOW_HOSTS if it is yours.", permanent=True,
-        )
+# Links -----------------------------------------------------------------------------------------------
 
 
 def check_url(url):
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadError(f"Refusing to download {url[:80]}: only http and https links are followed.", permanent=True)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise DownloadError(f"Cannot resolve {parts.hostname}: {error}") from None
-    for info in infos:
-        check_address(parts.hostname, info[4][0])
-
-
-def _check_connected_peer(response, host):
-    """Guards against DNS rebinding: the address actually connected must pass the same check."""
-    stream = response.extensions.get("network_stream")
-    peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if peer:
-        check_address(host, peer[0])
 
 
 # Downloading ---------------------------------------------------------------------------------------
@@ -129,12 +79,13 @@ def download_video(open_stream, url, destination_dir, *, max_bytes=None, cancel=
             check_url(url)
             try:
                 with open_stream(url) as response:
-                    _check_connected_peer(response, urlsplit(url).hostname)
                     if response.is_redirect:
                         url = urljoin(url, response.headers["Location"])
                         continue
                     _raise_for_status(response)
                     return _write_stream(response, directory, destination_dir, max_bytes, budget)
+            except AddressRefused as refused:
+                raise DownloadError(str(refused), permanent=True) from None
             except httpx.TimeoutException:
                 raise DownloadError(_too_slow(budget)) from None
             except httpx.HTTPError as error:

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from studio.core.redaction import bounded_payload, public_text, redact, redact_data
 from studio.providers.base import NotNow, ProviderError
-from studio.providers.http import BoundedTransport, CallCancelled, call_budget, read_limited
+from studio.providers.http import BoundedTransport, CallCancelled, call_budget, guarded_transport, read_limited
 from studio.providers.registry import adapter_for
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ProviderClient:
         # a failure after the first byte could not be told from a lost answer, and the job would be ambiguous.
         fresh = BoundedTransport(limits=httpx.Limits(max_connections=4, max_keepalive_connections=0))
         self._posts = httpx.Client(base_url=self._base, headers=headers, transport=transport or fresh, **options)
-        self._downloads = httpx.Client(transport=transport or BoundedTransport(), **options)
+        self._downloads = httpx.Client(transport=transport or guarded_transport(), **options)
         self.exchanges = []  # one entry per call for the job history: redacted and bounded
 
     def close(self):

@@ -13,9 +13,13 @@ outside any budget behaves as plain httpx.
         budget.extend(2.0)   # e.g. a download earns time by the bytes it receives
 
 `BoundedTransport` is httpx's own transport with this network layer underneath; the studio connects
-directly (no proxies from the environment), as its address checks assume.
+directly (no proxies from the environment), as its address checks assume. `guarded_transport()` adds the
+address check for links that come from outside (videos): the host is resolved, every address checked, and
+the connection made to the checked address itself, so a name that resolves differently a moment later
+(DNS rebinding) never gets a request; the Host header and the TLS server name stay the link's.
 """
 
+import ipaddress
 import socket
 import threading
 import time
@@ -23,6 +27,7 @@ from contextlib import contextmanager
 
 import httpcore
 import httpx
+from django.conf import settings
 
 SLICE_SECONDS = 0.5
 
@@ -127,16 +132,30 @@ class BoundedStream(httpcore.NetworkStream):
 
 
 class BoundedBackend(httpcore.NetworkBackend):
-    def __init__(self):
+    def __init__(self, *, guard=None):
         self._backend = httpcore.SyncBackend()
+        self._guard = guard
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         budget = current_budget()
         if budget is not None:
             budget.check()
             timeout = budget.remaining() if timeout is None else min(timeout, budget.remaining())
+        if self._guard is not None:
+            host = self._checked_address(host, port)
         stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
         return BoundedStream(stream)
+
+    def _checked_address(self, host, port):
+        """Resolve once, check every address, and hand back the one to connect to."""
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise httpcore.ConnectError(f"Cannot resolve {host}: {error}") from None
+        addresses = [info[4][0] for info in infos]
+        for address in addresses:
+            self._guard(host, port, address)
+        return addresses[0]
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
         return BoundedStream(self._backend.connect_unix_socket(path, timeout, socket_options))
@@ -148,7 +167,8 @@ class BoundedBackend(httpcore.NetworkBackend):
 class BoundedTransport(httpx.HTTPTransport):
     """httpx's transport over the bounded network layer (HTTP/1.1, certificate checks on, no proxy)."""
 
-    def __init__(self, *, limits=httpx.Limits(max_connections=20, max_keepalive_connections=10), retries=0):
+    def __init__(self, *, limits=httpx.Limits(max_connections=20, max_keepalive_connections=10), retries=0,
+                 guard=None):
         context = shared_ssl_context()
         super().__init__(verify=context, limits=limits)
         # httpx builds its pool without a way to pass a network backend; rebuild it with the same settings.
@@ -161,8 +181,62 @@ class BoundedTransport(httpx.HTTPTransport):
             http2=False,
             retries=retries,
             socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
-            network_backend=BoundedBackend(),
+            network_backend=BoundedBackend(guard=guard),
         )
+
+
+def guarded_transport():
+    """A bounded transport that connects only to addresses check_address() allows."""
+    return BoundedTransport(guard=check_address)
+
+
+# Which addresses links from outside may reach ---------------------------------------------------------
+
+
+class AddressRefused(Exception):
+    """A link pointed at an address the studio does not fetch from; nothing was sent to it."""
+
+
+def is_public_address(address):
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    # is_global, not "not is_private": shared address space (100.64.0.0/10, where some clouds keep their
+    # metadata service) is neither private nor global.
+    return ip.is_global and not ip.is_multicast
+
+
+def check_address(host, port, address):
+    """Refuse a non-public address unless its host name or network (and port, where the entry names one)
+    is listed in STUDIO_DOWNLOAD_ALLOW_HOSTS."""
+    ip = ipaddress.ip_address(address)
+    for name, network, allowed_port in allow_list():
+        if allowed_port is not None and allowed_port != port:
+            continue
+        if (name and name == host.lower()) or (network and ip in network):
+            return
+    if not is_public_address(address):
+        raise AddressRefused(
+            f"Refusing to download from {host} ({address}): a private, loopback or link-local address. "
+            "List it in STUDIO_DOWNLOAD_ALLOW_HOSTS if it is yours.")
+
+
+def allow_list():
+    """STUDIO_DOWNLOAD_ALLOW_HOSTS as (host name, network, port) triples: "sandbox.local", "10.0.0.0/8",
+    "127.0.0.1:8001", "[::1]:8001"; a port, when given, must match too."""
+    entries = []
+    for item in settings.STUDIO_DOWNLOAD_ALLOW_HOSTS:
+        item = item.strip().lower()
+        host, port = item, None
+        if "/" not in item and (item.startswith("[") or item.count(":") == 1):
+            head, _, tail = item.rpartition(":")
+            if tail.isascii() and tail.isdigit() and head:
+                host, port = head.strip("[]"), int(tail)
+        try:
+            entries.append(("", ipaddress.ip_network(host, strict=False), port))
+        except ValueError:
+            entries.append((host, None, port))
+    return entries
 
 
 _ssl = {}

@@ -22,7 +22,7 @@ def cluster_env(settings, tmp_path, failpoint=None):
         "STUDIO_SQLITE_PATH": str(connection.settings_dict["NAME"]),
         "STUDIO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "STUDIO_PUBLIC_URL": settings.STUDIO_PUBLIC_URL,
-        "STUDIO_DOWNLOAD_ALLOW_HOSTS": "127.0.0.1",
+        "STUDIO_DOWNLOAD_ALLOW_HOSTS": ",".join(settings.STUDIO_DOWNLOAD_ALLOW_HOSTS),
         "STUDIO_LEASE_SECONDS": "2",
         "STUDIO_SUBMIT_LEASE_SECONDS": "2",
         "STUDIO_Q_WORKERS": "2",

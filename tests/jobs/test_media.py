@@ -3,12 +3,14 @@
 Downloads go to a small HTTP server on loopback started by this module; its handler serves a real MP4
 (made by the sandbox renderer), redirects, HTML, over-size and chunked bodies, a body cut halfway, and
 error statuses. Nothing here touches the outside network: public addresses are only given to
-check_address, never connected to.
+check_address (or refused by a stand-in check), never connected to.
 """
 
 import hashlib
 import os
+import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -20,25 +22,25 @@ from studio.jobs.media import (
     DownloadError,
     Probe,
     StoredFile,
-    check_address,
     download_video,
     make_poster_and_strip,
     mismatches,
     probe_video,
 )
-from studio.providers.http import BoundedTransport
+from studio.providers.http import AddressRefused, BoundedTransport, check_address, guarded_transport
 from studio.providers.registry import model_spec
 from studio.sandbox.video import render_video
 
 DEST = "videos/job-1"
 
 
-HTTP = httpx.Client(transport=BoundedTransport(), follow_redirects=False, trust_env=False)
-
-
+@contextmanager
 def open_stream(url):
-    """What the provider client hands download_video: a streaming GET on its bounded transport."""
-    return HTTP.stream("GET", url)
+    """What the provider client hands download_video: a streaming GET on the guarded transport. A fresh client
+    each time, as a test changes the allow list: a kept-alive connection was checked when it opened."""
+    with httpx.Client(transport=guarded_transport(), follow_redirects=False, trust_env=False) as client:
+        with client.stream("GET", url) as response:
+            yield response
 
 
 # Test videos -------------------------------------------------------------------------------------
@@ -222,57 +224,97 @@ def test_loopback_is_allowed_by_cidr(settings, origin, server, media_root):
 def test_check_address_refuses_non_public_addresses(settings, address):
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
 
-    with pytest.raises(DownloadError) as caught:
-        check_address("videos.example.com", address)
+    with pytest.raises(AddressRefused) as caught:
+        check_address("videos.example.com", 443, address)
 
-    assert caught.value.permanent is True
-    assert address in caught.value.message
+    assert address in str(caught.value)
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])
 def test_check_address_accepts_public_addresses(settings, address):
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
 
-    assert check_address("videos.example.com", address) is None
+    assert check_address("videos.example.com", 443, address) is None
 
 
 def test_check_address_exempts_listed_host_names_case_insensitively(settings):
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = ["sandbox.local"]
 
-    assert check_address("Sandbox.LOCAL", "10.0.0.5") is None
-    with pytest.raises(DownloadError):
-        check_address("other.local", "10.0.0.5")
+    assert check_address("Sandbox.LOCAL", 80, "10.0.0.5") is None
+    with pytest.raises(AddressRefused):
+        check_address("other.local", 80, "10.0.0.5")
 
 
 def test_cidr_allow_list_does_not_open_other_private_ranges(settings):
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = ["127.0.0.0/8"]
 
-    assert check_address("anything", "127.5.6.7") is None
-    with pytest.raises(DownloadError):
-        check_address("anything", "10.0.0.1")
+    assert check_address("anything", 80, "127.5.6.7") is None
+    with pytest.raises(AddressRefused):
+        check_address("anything", 80, "10.0.0.1")
 
 
 @pytest.mark.parametrize("address", ["100.100.100.200", "100.64.0.1"])
 def test_check_address_refuses_shared_address_space(settings, address):
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
 
-    with pytest.raises(DownloadError):
-        check_address("metadata.example", address)
+    with pytest.raises(AddressRefused):
+        check_address("metadata.example", 80, address)
 
 
-def test_connected_peer_is_checked_not_just_the_resolved_url(settings, origin, server, media_root):
-    """DNS rebinding: the URL names a public address but the socket really lands on loopback."""
+def test_a_name_is_resolved_once_and_the_connection_goes_to_the_checked_address(settings, server, origin, media_root,
+                                                                               monkeypatch):
+    """DNS rebinding: a name that answers a public address to the check and loopback a moment later must not
+    get a request to loopback. The studio resolves once and connects to the very address it checked."""
     settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
+    port = server.server_address[1]
+    answers = iter(["203.0.113.10", "127.0.0.1", "127.0.0.1"])  # the public one first, then the rebind
+    lookups, connected = [], []
+    real_getaddrinfo = socket.getaddrinfo
 
-    def rebinding_stream(url):
-        return HTTP.stream("GET", f"{origin}/video.mp4")
+    def rebinding_dns(host, *args, **kwargs):
+        if host != "rebind.example":
+            return real_getaddrinfo(host, *args, **kwargs)
+        address = next(answers)
+        lookups.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    def refuse_public(host, port_, address):
+        connected.append(address)
+        if address == "203.0.113.10":  # stands in for a public host that is down: no real network here
+            raise AddressRefused("test: the public address is not reachable from the test")
+        check_address(host, port_, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    client = httpx.Client(transport=BoundedTransport(guard=refuse_public), follow_redirects=False, trust_env=False)
+    with pytest.raises(DownloadError):
+        download_video(lambda url: client.stream("GET", url), f"http://rebind.example:{port}/video.mp4", DEST)
+    assert lookups == ["203.0.113.10"], "resolved exactly once"
+    assert connected == ["203.0.113.10"]
+    assert server.requests == [], "loopback never received a request"
+    assert dest_files(media_root) == []
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_before_anything_is_sent(settings, server, origin, media_root):
+    settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = []
+    port = server.server_address[1]
 
     with pytest.raises(DownloadError) as caught:
-        download_video(rebinding_stream, "http://93.184.216.34/video.mp4", DEST)
+        download_video(open_stream, f"http://localhost:{port}/video.mp4", DEST)
 
-    assert caught.value.permanent is True
-    assert "127.0.0.1" in caught.value.message
-    assert dest_files(media_root) == []
+    assert caught.value.permanent is True and "loopback" in caught.value.message
+    assert server.requests == []
+
+
+def test_a_host_and_port_entry_allows_that_port_only(settings, server, origin, media_root):
+    port = server.server_address[1]
+    settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = [f"127.0.0.1:{port + 1}"]
+    with pytest.raises(DownloadError):
+        download_video(open_stream, f"http://127.0.0.1:{port}/video.mp4", DEST)
+    assert server.requests == []
+
+    settings.STUDIO_DOWNLOAD_ALLOW_HOSTS = [f"127.0.0.1:{port}"]
+    stored = download_video(open_stream, f"http://127.0.0.1:{port}/video.mp4", DEST)
+    assert stored.sha256 == hashlib.sha256(server.mp4).hexdigest()
 
 
 # 3. Schemes -------------------------------------------------------------------------------------------

@@ -78,3 +78,11 @@ def test_production_static_files_are_hashed_and_compressed(tmp_path):
     assert hashed, "no hashed stylesheet"
     assert (static / "css" / f"{hashed[0].name}.gz").exists()
     assert (static / "css" / f"{hashed[0].name}.br").exists()
+
+
+def test_the_development_download_allow_list_names_the_sandboxs_host_and_port_only(tmp_path):
+    show = "from django.conf import settings; print(settings.STUDIO_DOWNLOAD_ALLOW_HOSTS)"
+    result = manage("shell", "-c", show, env_overrides={"DEBUG": "1", "STUDIO_SANDBOX_URL": "http://127.0.0.1:8001"},
+                    tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['127.0.0.1:8001']"
