@@ -21,17 +21,21 @@ def megapixels(count):
     return f"{count / 1_000_000:.1f} megapixels" if count >= 100_000 else f"{count:,} pixels"
 
 
-def _open_checked(data):
-    """Open and fully decode the image, refusing anything that is not a whole PNG, JPEG or WebP."""
-    if len(data) > settings.STUDIO_MAX_IMAGE_BYTES:
+def _open_checked(source):
+    """Open and fully decode the image, refusing anything that is not a whole PNG, JPEG or WebP. Pillow reads
+    the file in small pieces as it decodes, so only the decoded picture (within STUDIO_MAX_IMAGE_PIXELS) is
+    held."""
+    size = source.seek(0, io.SEEK_END)
+    if size > settings.STUDIO_MAX_IMAGE_BYTES:
         raise ValidationError(
-            f"The image is {filesizeformat(len(data))}; the limit is {filesizeformat(settings.STUDIO_MAX_IMAGE_BYTES)}."
+            f"The image is {filesizeformat(size)}; the limit is {filesizeformat(settings.STUDIO_MAX_IMAGE_BYTES)}."
         )
     with warnings.catch_warnings():
         # Pillow only warns about a decompression bomb below twice its limit; here it is an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            probe = Image.open(io.BytesIO(data))
+            source.seek(0)
+            probe = Image.open(source)
             kind = probe.format
             if kind not in ACCEPTED:
                 raise ValidationError(f"{kind or 'This'} images are not accepted: upload a PNG, JPEG or WebP.")
@@ -41,7 +45,8 @@ def _open_checked(data):
                     f"the limit is {megapixels(settings.STUDIO_MAX_IMAGE_PIXELS)}."
                 )
             probe.verify()
-            image = Image.open(io.BytesIO(data))
+            source.seek(0)
+            image = Image.open(source)
             image.load()
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise ValidationError("The image is too large to open safely (a decompression bomb?).") from None
@@ -68,8 +73,9 @@ def _reencoded(image, kind):
 
 
 def image_ingest(*, project, data, name="", user=None):
-    """Store an uploaded image in the project's library; the same picture uploaded twice is kept once."""
-    image, kind = _open_checked(data)
+    """Store an uploaded image in the project's library; the same picture uploaded twice is kept once. `data`
+    is the image's bytes, or a binary file such as an upload (read from its temporary file, never whole)."""
+    image, kind = _open_checked(io.BytesIO(data) if isinstance(data, bytes | bytearray) else data)
     content, (width, height) = _reencoded(image, kind)
     digest = hashlib.sha256(content).hexdigest()
     existing = ImageAsset.objects.filter(project=project, sha256=digest).first()
