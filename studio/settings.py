@@ -5,6 +5,7 @@ ALLOWED_HOSTS, and optionally DATABASE_URL and REDIS_URL.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -99,6 +100,14 @@ MIDDLEWARE = [
     "studio.core.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
 ]
+
+# Fields in one request (query parameters, or a form's fields). The studio's largest form, the composer with
+# every model of every provider chosen, sends under 100, and about 200 if every model needs its own values;
+# the gallery sends a dozen. More is answered with a plain 400 that says so (studio.core.params, before CSRF
+# reads the form), also with DEBUG on, where Django's error page would read the fields again and answer a 500.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("STUDIO_MAX_REQUEST_FIELDS", 1000)
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.csrf.CsrfViewMiddleware"),
+                  "studio.core.params.FieldLimitMiddleware")
 
 ROOT_URLCONF = "studio.urls"
 WSGI_APPLICATION = "studio.wsgi.application"
@@ -251,6 +260,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Sign-in throttling (django-axes), on the studio's sign-in page and the admin's alike. 10 failed sign-ins
+# lock the account (whatever addresses they came from) and the address (whatever accounts it tried) for 15
+# minutes: room for a person's typos, while a guesser gets 10 tries a quarter of an hour instead of
+# thousands. Sign-ins tried while locked are refused without checking the password and do not extend the
+# lock, so the page can say when to come back; a successful sign-in does not clear the count (a guesser with
+# an account of their own would clear their address's). Failures are rows in the database, shared by every
+# worker; `manage.py axes_reset_username NAME` (or axes_reset_ip ADDRESS) or the admin's Access attempts
+# lift a lock at once. The address is the peer's own: behind reverse proxies set STUDIO_TRUSTED_PROXY_COUNT
+# to how many of them append to X-Forwarded-For (until then the header, which anyone can send, is ignored).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: it turns a locked sign-in's answer into our page
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env_int("STUDIO_SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STUDIO_SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "studio.accounts.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "studio.accounts.signin.locked_out"
+STUDIO_TRUSTED_PROXY_COUNT = env_int("STUDIO_TRUSTED_PROXY_COUNT", 0)
+# Every refused sign-in is logged by studio.signin with the account and address; axes' own lines mask both,
+# and at INFO it writes two for every sign-in.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+
+# Uploads are capped while they arrive (studio/core/uploads.py): every file is written to a temporary file
+# as it comes (a whole request under FILE_UPLOAD_MAX_MEMORY_SIZE stays in memory), dropped at the chunk that
+# takes it past STUDIO_MAX_IMAGE_BYTES, and files past STUDIO_MAX_UPLOAD_FILES in one request are not taken;
+# the composer says which and why. Temporary files go to the system's temporary folder (TMPDIR). Form fields
+# other than files may hold 1 MiB in all.
+FILE_UPLOAD_HANDLERS = ["studio.core.uploads.UploadLimitHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+STUDIO_MAX_UPLOAD_FILES = env_int("STUDIO_MAX_UPLOAD_FILES", 8)
 
 # Where `make run` starts the provider sandbox; the demo's sandbox accounts point here.
 STUDIO_SANDBOX_URL = env_str("STUDIO_SANDBOX_URL", "http://127.0.0.1:8001")

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from studio.core.uploads import refused_uploads
 from studio.jobs import compose, forms
 from studio.jobs.models import Job
 from studio.jobs.selectors import prepare_cards
@@ -46,7 +47,8 @@ def composer_fields(request, slug):
     for a slot arrive here too: stored in the project's library, or refused saying why."""
     project = project_for(request, slug, role=Role.EDITOR)
     state = forms.state_from_post(request.POST, project=project, user=request.user)
-    forms.ingest_uploads(state, request.FILES, project=project, user=request.user)
+    forms.ingest_uploads(state, request.FILES, refused=refused_uploads(request), project=project,
+                         user=request.user)
     return _fields_response(request, project, state)
 
 
@@ -55,7 +57,8 @@ def composer_submit(request, slug):
     """One job per chosen target, created together or not at all; refused, the composer says why."""
     project = project_for(request, slug, role=Role.EDITOR)
     state = forms.state_from_post(request.POST, project=project, user=request.user)
-    forms.ingest_uploads(state, request.FILES, project=project, user=request.user)
+    forms.ingest_uploads(state, request.FILES, refused=refused_uploads(request), project=project,
+                         user=request.user)
     refused = None
     if not state.image_errors:
         submission = forms.submission(state)

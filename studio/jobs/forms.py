@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from studio.core.params import parse_id
 from studio.jobs import compose
 from studio.jobs.models import Job, JobImage
 from studio.projects.images import image_ingest
@@ -82,7 +83,7 @@ def state_from_query(query, *, project, user):
     if job := _job_of(project, user, query.get("from_job")):
         return state_from_job(job, keep_target=not query.get("other"))
     versions = PromptVersion.objects.for_user(user).filter(prompt__project=project).select_related("prompt")
-    if version := versions.filter(pk=_id(query.get("version"))).first():
+    if version := versions.filter(pk=parse_id(query.get("version"))).first():
         return ComposerState(
             prompt=version.text, negative_prompt=version.negative_prompt, prompt_obj=version.prompt,
             notice=f"Version {version.number} restored. Sending it again keeps its history.",
@@ -122,12 +123,15 @@ def state_after_submit(state, batch):
     return state
 
 
-def ingest_uploads(state, files, *, project, user):
-    """Store every uploaded file in the project's library and put it in its slot; refused files say why."""
+def ingest_uploads(state, files, *, refused=(), project, user):
+    """Store every uploaded file in the project's library and put it in its slot; refused files say why: those
+    the upload handler did not take as they arrived (`refused`, studio.core.uploads), and those image_ingest
+    refuses."""
     for role in ROLES:
+        _note_refused(state, role, [r for r in refused if r.field_name == f"{role}_file"])
         for upload in files.getlist(f"{role}_file"):
             try:
-                image = image_ingest(project=project, data=upload.read(), name=upload.name, user=user)
+                image = image_ingest(project=project, data=upload, name=upload.name, user=user)
             except ValidationError as error:
                 state.image_errors.setdefault(role, []).append(f"{upload.name}: {' '.join(error.messages)}")
                 continue
@@ -139,11 +143,21 @@ def ingest_uploads(state, files, *, project, user):
     return state
 
 
+def _note_refused(state, role, refused):
+    """One line per reason, naming the files it refused (the first three, then how many more)."""
+    names_by_reason = {}
+    for refusal in refused:
+        names_by_reason.setdefault(refusal.reason, []).append(refusal.file_name)
+    for reason, names in names_by_reason.items():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        state.image_errors.setdefault(role, []).append(f"{shown}: {reason}")
+
+
 def _apply_library_action(state, data, *, project, user):
     """"Use from library" and "Remove" buttons post role:image-id."""
     if pick := data.get("pick"):
         role, _, image_id = pick.partition(":")
-        image = _library(project, user).filter(pk=_id(image_id)).first()
+        image = _library(project, user).filter(pk=parse_id(image_id)).first()
         if role in ROLES and image:
             if role != "reference_images":
                 state.images[role] = image
@@ -151,25 +165,22 @@ def _apply_library_action(state, data, *, project, user):
                 state.images[role].append(image)
     if drop := data.get("drop"):
         role, _, image_id = drop.partition(":")
+        image_id = parse_id(image_id)
         if role == "reference_images":
-            state.images[role] = [i for i in state.images[role] if str(i.pk) != image_id]
-        elif role in ROLES and state.images[role] and str(state.images[role].pk) == image_id:
+            state.images[role] = [i for i in state.images[role] if i.pk != image_id]
+        elif role in ROLES and state.images[role] and state.images[role].pk == image_id:
             state.images[role] = None
 
 
-def _id(value):
-    return int(value) if str(value or "").isdigit() else None
-
-
 def _prompt_of(project, user, prompt_id):
-    return Prompt.objects.for_user(user).filter(project=project, pk=_id(prompt_id)).first()
+    return Prompt.objects.for_user(user).filter(project=project, pk=parse_id(prompt_id)).first()
 
 
 def _job_of(project, user, job_id):
-    if _id(job_id) is None:
+    if (job_id := parse_id(job_id)) is None:
         return None
     jobs = Job.objects.for_user(user).filter(project=project)
-    return jobs.select_related("prompt_version__prompt", "account").filter(pk=_id(job_id)).first()
+    return jobs.select_related("prompt_version__prompt", "account").filter(pk=job_id).first()
 
 
 def _library(project, user):
@@ -177,14 +188,15 @@ def _library(project, user):
 
 
 def _images_of(project, user, first, last, references):
-    wanted = [_id(i) for i in [first, last, *references] if _id(i)]
+    wanted = [image_id for image_id in map(parse_id, [first, last, *references]) if image_id]
     found = {image.pk: image for image in _library(project, user).filter(pk__in=wanted)}
     refs = []
     for ref in references:
-        image = found.get(_id(ref))
+        image = found.get(parse_id(ref))
         if image and image not in refs:
             refs.append(image)
-    return dict(first_frame=found.get(_id(first)), last_frame=found.get(_id(last)), reference_images=refs)
+    return dict(first_frame=found.get(parse_id(first)), last_frame=found.get(parse_id(last)),
+                reference_images=refs)
 
 
 # Resolving values ------------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def _raise_for_status(response):
 
 def _write_stream(response, directory, relative_dir, max_bytes, budget):
     length = response.headers.get("Content-Length") or ""
-    declared = int(length) if length.isdigit() else 0
+    declared = int(length) if length.isascii() and length.isdigit() and len(length) <= 18 else 0
     if declared > max_bytes:
         raise DownloadError(f"The video is {declared} bytes, over the {max_bytes}-byte limit.", permanent=True)
     grace, rate = settings.STUDIO_DOWNLOAD_GRACE_SECONDS, settings.STUDIO_DOWNLOAD_MIN_RATE

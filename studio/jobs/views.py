@@ -1,8 +1,6 @@
 """A job as people see it: a card that keeps itself current, a page with its whole history, and the
 decision a person makes when a submission's outcome is unknown."""
 
-import json
-
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,6 +13,7 @@ from studio.jobs.selectors import prepare_cards
 from studio.projects.access import project_for
 from studio.projects.models import Role
 from studio.providers.registry import model_spec
+from studio.review.selectors import job_history
 
 RESOLVE_ACTIONS = {"give_up": services.job_give_up, "submit_again": services.job_submit_again}
 
@@ -28,9 +27,7 @@ def job_card(request, slug, job_id):
 def job_detail(request, slug, job_id):
     project = project_for(request, slug)
     job = _job_for(request, project, job_id)
-    events = list(job.events.all())
-    for event in events:
-        event.payload_text = json.dumps(event.payload, indent=2, ensure_ascii=False) if event.payload else ""
+    events = job_history(job, membership=project.membership)
     context = {**_card_context(project, job), "events": events, "params": _requested_params(job)}
     return render(request, "jobs/job_detail.html", context)
 

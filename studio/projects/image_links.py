@@ -2,11 +2,13 @@
 
 The link works without signing in (a provider has no session), names exactly one image, and expires
 after STUDIO_IMAGE_LINK_SECONDS. Its token is signed with SECRET_KEY, so it cannot be guessed or altered.
+The file itself is served by studio.core.views.public_image, through the same project-folder rule as members'
+media.
 """
 
 from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.urls import reverse
 
 from studio.projects.models import ImageAsset
@@ -29,11 +31,3 @@ def image_for_token(token):
     if image is None:
         raise Http404("This image no longer exists.")
     return image
-
-
-def serve_signed_image(token):
-    image = image_for_token(token)
-    response = FileResponse(image.file.open("rb"), content_type=f"image/{image.format}")
-    response["Cache-Control"] = "private, max-age=300"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -43,7 +43,7 @@ def retry_after_seconds(value):
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return min(float(value), 24 * 3600.0)
     try:
         when = parsedate_to_datetime(value)

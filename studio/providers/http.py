@@ -255,7 +255,7 @@ def shared_ssl_context():
 def read_limited(response, limit):
     """The body of a streamed response, or None when it is larger than `limit` bytes (stops reading there)."""
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         return None
     chunks, size = [], 0
     for chunk in response.iter_bytes():

@@ -49,7 +49,7 @@ class RatingForm(forms.Form):
                                     choices=[("0", "Not picked"), ("1", "Picked")])
 
 
-TIMECODE = re.compile(r"^(?:(\d+):)?(\d+(?:[.,]\d+)?)$")
+TIMECODE = re.compile(r"^(?:([0-9]+):)?([0-9]+(?:[.,][0-9]+)?)$")  # ASCII digits (\d takes "٣" too)
 
 
 def parse_timecode(text):

@@ -2,6 +2,7 @@
 and what a comparison shows."""
 
 import json
+import re
 from fractions import Fraction
 
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, Subquery
@@ -11,6 +12,7 @@ from django.utils.text import Truncator
 from studio.jobs.media import Probe, mismatches_by_field
 from studio.jobs.models import Batch, Job, JobState, Result
 from studio.jobs.selectors import duration_text, media_url
+from studio.projects.models import Role
 from studio.providers.registry import model_spec
 from studio.review.models import Comment, Comparison, ComparisonItem, Rating
 
@@ -202,12 +204,37 @@ def images_used(job):
     return uses
 
 
-def provider_answers(job):
-    """The job's history lines that carry a payload (the provider's raw answers, keys already masked)."""
-    events = [event for event in job.events.all() if event.payload]
+# The address a provider calls back (qingbo's callback_url): whoever knows its token can wake the job's poll.
+CALLBACK_TOKEN = re.compile(r"(/hooks/jobs/)[^/\s\"'\\]+")
+MASK = "••••••"
+
+
+def job_history(job, *, membership):
+    """The job's history lines, each payload as indented JSON (API keys were masked when it was stored).
+
+    The submit request carries the job's callback address, and a provider may echo it; only editors and owners
+    read it (in the job's technical details), so for anyone below editor its token is masked, also in a
+    payload cut to an excerpt or in the provider's own words.
+    """
+    events = list(job.events.all())
+    shows_callback = membership.allows(Role.EDITOR)
     for event in events:
-        event.payload_text = json.dumps(event.payload, indent=2, ensure_ascii=False)
+        event.payload_text = json.dumps(event.payload, indent=2, ensure_ascii=False) if event.payload else ""
+        if not shows_callback:
+            event.message = _mask_callback(event.message, job.webhook_token)
+            event.payload_text = _mask_callback(event.payload_text, job.webhook_token)
     return events
+
+
+def provider_answers(job, *, membership):
+    """The job's history lines that carry a payload (the provider's raw answers), masked as job_history says."""
+    return [event for event in job_history(job, membership=membership) if event.payload]
+
+
+def _mask_callback(text, token):
+    if token:
+        text = text.replace(token, MASK)  # wherever it is, URL-encoded or not
+    return CALLBACK_TOKEN.sub(rf"\g<1>{MASK}", text)
 
 
 def team_ratings(result):
@@ -281,6 +308,20 @@ def _param_value(job, spec, name):
     """What a compared video used for `name`, or "—" if its model has no such setting."""
     takes = (name in spec.param_names or name in spec.fixed) if spec else name in job.params
     return param_text(spec, job.params, name) if takes else "—"
+
+
+def batch_results(batch):
+    """The videos a batch produced, one per model (each job's first), in the order the jobs were sent."""
+    results = (
+        Result.objects.filter(job__batch=batch, job__state=JobState.SUCCEEDED, index=0)
+        .select_related("job").order_by("job__created_at", "job__pk")
+    )
+    return list(results)
+
+
+def batch_comparison(batch):
+    """The comparison the batch already has (its first, if several were ever made), or None."""
+    return Comparison.objects.filter(batch=batch, project=batch.project_id).order_by("created_at").first()
 
 
 def comparisons_of(project, user):

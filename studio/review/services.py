@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from studio.jobs.models import JobState, Result, ReviewState
+from studio.jobs.models import ReviewState
 from studio.projects.models import Role
+from studio.review import selectors
 from studio.review.models import Comment, Comparison, ComparisonItem, Rating
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
@@ -84,13 +85,12 @@ def comparison_create(*, project, user, results, title="", batch=None):
     return comparison
 
 
-def batch_results(batch):
-    """The videos a batch produced, one per model (each job's first), in the order the jobs were sent."""
-    results = (
-        Result.objects.filter(job__batch=batch, job__state=JobState.SUCCEEDED, index=0)
-        .select_related("job").order_by("job__created_at", "job__pk")
-    )
-    return list(results)
+def batch_too_small(results):
+    """Why these finished videos of a batch cannot be compared yet, or "" when they can."""
+    if len(results) >= COMPARE_MIN:
+        return ""
+    return (f"This batch has {len(results)} finished video{'' if len(results) == 1 else 's'}; "
+            f"a comparison needs at least {COMPARE_MIN}.")
 
 
 @transaction.atomic
@@ -99,14 +99,12 @@ def comparison_for_batch(*, batch, user):
 
     Returns (comparison, videos left out because a comparison holds at most four).
     """
-    results = batch_results(batch)
-    if len(results) < COMPARE_MIN:
-        raise ValidationError(
-            f"This batch has {len(results)} finished video{'' if len(results) == 1 else 's'}; "
-            f"a comparison needs at least {COMPARE_MIN}."
-        )
+    results = selectors.batch_results(batch)
+    refusal = batch_too_small(results)
+    if refusal:
+        raise ValidationError(refusal)
     shown, left_out = results[:COMPARE_MAX], results[COMPARE_MAX:]
-    comparison = Comparison.objects.filter(batch=batch, project=batch.project_id).order_by("created_at").first()
+    comparison = selectors.batch_comparison(batch)
     if comparison is None:
         title = Truncator(batch.prompt_version.text).chars(90)
         comparison = comparison_create(project=batch.project, user=user, results=shown, batch=batch, title=title)

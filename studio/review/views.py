@@ -11,8 +11,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from studio.core.params import parse_id, parse_ids
 from studio.jobs.models import Batch, ReviewState
 from studio.jobs.selectors import stored_results
 from studio.projects.access import project_for
@@ -100,12 +101,12 @@ def comment_delete(request, slug, result_id, comment_id):
 @require_POST
 def comparison_create(request, slug):
     project = project_for(request, slug)
-    ids = list(dict.fromkeys(request.POST.getlist("result")))
-    results = list(selectors.results_for_review(request.user).filter(
-        job__project=project, pk__in=[value for value in ids if value.isdigit()]))
-    results.sort(key=lambda result: ids.index(str(result.pk)))
+    # The gallery posts the videos ticked on one page; one odd or unknown id refuses the whole comparison.
+    ids = parse_ids(request.POST.getlist("result"), limit=selectors.PAGE_SIZE)
+    results = list(selectors.results_for_review(request.user).filter(job__project=project, pk__in=ids or []))
+    results.sort(key=lambda result: ids.index(result.pk))
     try:
-        if len(results) != len(ids):
+        if ids is None or len(results) != len(ids):
             raise ValidationError("Every video in a comparison must belong to this project; nothing was saved.")
         comparison = services.comparison_create(project=project, user=request.user, results=results,
                                                 title=request.POST.get("title", ""))
@@ -115,10 +116,15 @@ def comparison_create(request, slug):
     return redirect("comparison_detail", slug=project.slug, comparison_id=comparison.pk)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def batch_compare(request, slug, batch_id):
-    """A batch opens as a comparison: its own, made the first time and kept up to date with its videos."""
+    """A batch's own comparison. The button (a POST, with CSRF) makes it the first time and brings in videos
+    that finished since; a GET only looks, since a link (from anywhere: the session cookie is Lax) must not
+    write: it goes to the comparison the batch has, or explains and offers the button."""
     project = project_for(request, slug)
     batch = get_object_or_404(Batch.objects.for_user(request.user).filter(project=project), pk=batch_id)
+    if request.method != "POST":
+        return _batch_compare_page(request, project, batch)
     try:
         comparison, left_out = services.comparison_for_batch(batch=batch, user=request.user)
     except ValidationError as error:
@@ -146,10 +152,11 @@ def comparison_detail(request, slug, comparison_id):
 def comparison_winner(request, slug, comparison_id):
     project = project_for(request, slug, role=Role.EDITOR)
     comparison = _comparison_for(request, project, comparison_id)
-    winner_id = request.POST.get("result", "")
+    posted = request.POST.get("result", "")
     winner = None
-    if winner_id:
-        if not winner_id.isdigit():
+    if posted:
+        winner_id = parse_id(posted)
+        if winner_id is None:
             raise Http404("No such video in this project.")
         winner = selectors.results_for_review(request.user).filter(job__project=project, pk=winner_id).first()
         if winner is None:
@@ -178,12 +185,23 @@ def _result_page(request, project, result, *, comment_form=None, status=200):
     context = {
         "project": project, "result": result, "job": job, "rows": rows, "unplaced_mismatches": unplaced,
         "newer_id": newer, "older_id": older, "sample_count": len(stored_results(job)),
-        "stages": stages, "total_time": total, "answers": selectors.provider_answers(job),
+        "stages": stages, "total_time": total,
+        "answers": selectors.provider_answers(job, membership=project.membership),
         "images": selectors.images_used(job), "comments": selectors.comments_of(result),
         "team_ratings": selectors.team_ratings(result), "comment_form": comment_form or CommentForm(),
         "can_edit": project.membership.allows(Role.EDITOR), "review_states": ReviewState.choices,
     }
     return render(request, "review/result_detail.html", context, status=status)
+
+
+def _batch_compare_page(request, project, batch):
+    comparison = selectors.batch_comparison(batch)
+    if comparison is not None:
+        return redirect("comparison_detail", slug=project.slug, comparison_id=comparison.pk)
+    results = selectors.batch_results(batch)
+    context = {"project": project, "batch": batch, "results": results, "compare_max": services.COMPARE_MAX,
+               "refusal": services.batch_too_small(results)}
+    return render(request, "review/batch_compare.html", context)
 
 
 def _comments(request, project, result, form):

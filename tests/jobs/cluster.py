@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from studio.jobs.models import TERMINAL_STATES, JobState
+
 ROOT = Path(__file__).resolve().parents[2]
 # A few sandbox jobs, one per protocol family: (provider, model, params).
 JOBS = [("qingbo", "veo-3.0", {"duration": 4}), ("uniall", "viduq3t-540p", {"duration": 2}),
@@ -55,6 +57,19 @@ def stop(process):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
     return process.communicate()[0]
+
+
+def settled(job):
+    """Nothing more will happen to the job by itself. An ambiguous qingbo job may still be settled by its
+    callback (the poller then looks its task up): it is settled once nothing is due."""
+    return job.state in TERMINAL_STATES or (job.state == JobState.SUBMIT_UNKNOWN and job.next_poll_at is None)
+
+
+def callbacks_delivered(sandbox):
+    """Every sandbox task has ended and had a second to call back (qingbo's callback can settle a job)."""
+    with sandbox.state.lock:
+        tasks = list(sandbox.state.tasks.values())
+    return all(time.monotonic() - task.created > task.job_seconds + 1.0 for task in tasks)
 
 
 def wait_until(predicate, timeout):

@@ -13,8 +13,16 @@ import time
 import pytest
 
 from studio.jobs import services
-from studio.jobs.models import TERMINAL_STATES, Job, JobState
-from tests.jobs.cluster import ROOT, cluster_env, start_cluster, stop, wait_until
+from studio.jobs.models import Job, JobState
+from tests.jobs.cluster import (
+    ROOT,
+    callbacks_delivered,
+    cluster_env,
+    settled,
+    start_cluster,
+    stop,
+    wait_until,
+)
 
 MODELS = [("qingbo", "veo-3.0", {"duration": 4}), ("uniall", "viduq3t-540p", {"duration": 2}),
           ("modelmax", "veo-3-fast", {"duration": 4}), ("apimp", "veo-3.0-fast-generate-001", {"duration": 4}),
@@ -27,10 +35,6 @@ def tiny_videos(sandbox):
     sandbox.state.tiny_videos = True
     yield sandbox
     sandbox.state.tiny_videos = False
-
-
-def settled(job):
-    return job.state in TERMINAL_STATES or job.state == JobState.SUBMIT_UNKNOWN
 
 
 def test_sigkill_five_times_while_sending_60_jobs_sends_each_at_most_once_and_loses_none(
@@ -50,7 +54,8 @@ def test_sigkill_five_times_while_sending_60_jobs_sends_each_at_most_once_and_lo
         cluster.wait(timeout=10)
     last = start_cluster(cluster_env(settings, tmp_path))
     try:
-        finished = wait_until(lambda: all(settled(j) for j in Job.objects.filter(pk__in=[j.pk for j in jobs])),
+        finished = wait_until(lambda: callbacks_delivered(sandbox)
+                              and all(settled(j) for j in Job.objects.filter(pk__in=[j.pk for j in jobs])),
                               timeout=180)
     finally:
         output = stop(last)

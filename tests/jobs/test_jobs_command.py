@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from studio.jobs.selectors import job_report
 from studio.jobs.models import Job, JobState, Result
+from studio.jobs.selectors import job_report
 from studio.projects.models import Project, Prompt, PromptVersion
 from studio.providers.models import Protocol, ProviderAccount
 

@@ -1,7 +1,6 @@
 """The job card, the job page and the decision on an ambiguous job: who may see and do what, and when the card
 keeps asking for itself."""
 
-import socket
 from decimal import Decimal
 
 import pytest
@@ -13,27 +12,11 @@ from django_q.models import OrmQ
 
 from studio.jobs.models import Job, JobEvent, JobState, Result
 from studio.projects.models import Membership, Project, Prompt, PromptVersion, Role
-from studio.providers.models import ProviderAccount
+from tests.web.support import as_user
 
 pytestmark = pytest.mark.django_db
 
 PROMPT = "A paper boat drifting down a rain-soaked street, morning light"
-
-
-def closed_port_url():
-    """An address nothing listens on: any HTTP call to it would fail loudly."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/qingbo"
-
-
-@pytest.fixture
-def account():
-    account = ProviderAccount(provider="qingbo", name="qingbo-offline", base_url=closed_port_url())
-    account.set_api_key("sk-test-never-sent-0001")
-    account.save()
-    return account
 
 
 @pytest.fixture
@@ -50,12 +33,6 @@ def make_job(team, account):
         )
 
     return make
-
-
-def as_user(client, users, who):
-    if who != "anonymous":
-        client.force_login(users[who])
-    return client
 
 
 def card_url(job):

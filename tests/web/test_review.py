@@ -2,7 +2,6 @@
 comparisons, and who may do what."""
 
 import re
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -12,74 +11,20 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studio.jobs import services
-from studio.jobs.models import Batch, Job, JobState, Result, ReviewState
+from studio.jobs.models import Batch, JobState, Result, ReviewState
 from studio.jobs.poller import drive_job
-from studio.projects.models import Membership, Project, Prompt, PromptVersion, Role
-from studio.providers.models import ProviderAccount
+from studio.projects.models import Membership, Project, Role
 from studio.review.models import Comment, Comparison, Rating
 from studio.review.services import comparison_create
-from tests.web.test_job_pages import closed_port_url
+from tests.web.support import BOAT, as_user, batch_url, comparison_url, gallery_url, result_url
 
 pytestmark = pytest.mark.django_db
 
-BOAT = "A paper boat drifting down a rain-soaked street, morning light"
 LIGHTHOUSE = "A lighthouse at dusk, waves rolling in"
 FOX = "A red fox asleep in fresh snow"
 TIMECODE_RULE = ("Write a time code as seconds (3.5) or minutes and seconds (0:03.50), or leave it empty "
                  "for a note.")
 EDITORS_ONLY = "Only editors and owners of this project can do that."
-
-
-@pytest.fixture
-def accounts():
-    """Accounts that point at a closed port: nothing here may call a provider."""
-    made = {}
-    for provider in ("qingbo", "apimp"):
-        account = ProviderAccount(provider=provider, name=f"{provider}-offline", base_url=closed_port_url())
-        account.set_api_key(f"sk-test-never-sent-{provider}")
-        account.save()
-        made[provider] = account
-    return made
-
-
-@pytest.fixture
-def make_result(team, accounts):
-    """make_result(...) -> a stored video row (no file on disk: these pages never read one)."""
-    home, users = team
-    versions = {}
-
-    def version_of(project, text):
-        if (project.pk, text) not in versions:
-            prompt = Prompt.objects.create(project=project, title=text[:30])
-            versions[project.pk, text] = PromptVersion.objects.create(prompt=prompt, number=1, text=text)
-        return versions[project.pk, text]
-
-    def make(*, prompt=BOAT, model="veo-3.0", provider="qingbo", batch=None, duration=4.0, width=1280,
-             height=720, state=ReviewState.TO_REVIEW, created=None, project=None):
-        project = project or home
-        job = Job.objects.create(
-            project=project, prompt_version=version_of(project, prompt), account=accounts[provider],
-            provider=provider, model=model, params={"prompt": prompt, "duration": 4, "aspect_ratio": "16:9"},
-            state=JobState.SUCCEEDED, batch=batch, created_by=users["editor"],
-        )
-        result = Result.objects.create(
-            job=job, file=f"projects/{project.pk}/videos/{secrets.token_hex(6)}.mp4", sha256="0" * 64,
-            bytes=1000, duration=duration, width=width, height=height, fps=24.0, has_audio=True,
-            review_state=state,
-        )
-        if created:
-            Result.objects.filter(pk=result.pk).update(created_at=created)
-            result.refresh_from_db()
-        return result
-
-    make.version_of = version_of
-    return make
-
-
-def as_user(client, users, who):
-    if who != "anonymous":
-        client.force_login(users[who])
-    return client
 
 
 def rate(result, user, stars=None, picked=False):
@@ -93,18 +38,6 @@ def ids_in(html):
 
 def compared_ids(html):
     return [int(pk) for pk in re.findall(r'<figure class="compare-cell" data-result="(\d+)"', html)]
-
-
-def gallery_url(project, query=""):
-    return reverse("gallery", args=[project.slug]) + (f"?{query}" if query else "")
-
-
-def result_url(result):
-    return reverse("result_detail", args=[result.job.project.slug, result.pk])
-
-
-def comparison_url(comparison):
-    return reverse("comparison_detail", args=[comparison.project.slug, comparison.pk])
 
 
 def page_text(client, url):
@@ -417,14 +350,6 @@ def test_the_comparison_page_runs_the_same_queries_for_2_and_4_videos(client, te
 
 
 # How a video was made -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_sandbox_videos(sandbox):
-    """The sandbox's load-test mode: every job delivers a 160×90 clip of 1 s, whatever was asked for."""
-    sandbox.state.tiny_videos = True
-    yield sandbox
-    sandbox.state.tiny_videos = False
 
 
 def provenance_rows(html):
@@ -1007,36 +932,16 @@ def test_the_comparison_table_marks_the_rows_where_videos_differ(client, team, c
 # A batch opens as a comparison -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def batch_of(team, make_result):
-    project, _ = team
-
-    def make(finished, failed=0):
-        batch = Batch.objects.create(project=project, prompt_version=make_result.version_of(project, BOAT),
-                                     name="Boat, four models")
-        for n in range(failed):
-            job = make_result(batch=batch).job
-            Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
-        models = ["veo-3.0", "veo-3.1", "veo-3.1-fast", "veo-3.0-fast", "veo-2.0", "veo-1.0"]
-        return batch, [make_result(batch=batch, model=models[n]) for n in range(finished)]
-
-    return make
-
-
-def batch_url(batch):
-    return reverse("batch_compare", args=[batch.project.slug, batch.pk])
-
-
 def test_a_batch_opens_as_its_own_comparison_made_once_and_reused(client, team, batch_of):
     _, users = team
     batch, videos = batch_of(3, failed=1)
-    response = as_user(client, users, "viewer").get(batch_url(batch))
+    response = as_user(client, users, "viewer").post(batch_url(batch))
     comparison = Comparison.objects.get()
     assert response.status_code == 302 and response["Location"] == comparison_url(comparison)
     assert (comparison.batch, comparison.title) == (batch, BOAT)
     assert [item.result_id for item in comparison.items.all()] == [v.pk for v in videos]
 
-    response = as_user(client, users, "editor").get(batch_url(batch))
+    response = as_user(client, users, "editor").post(batch_url(batch))
     assert response["Location"] == comparison_url(comparison)
     assert Comparison.objects.count() == 1
 
@@ -1044,9 +949,9 @@ def test_a_batch_opens_as_its_own_comparison_made_once_and_reused(client, team, 
 def test_a_batchs_comparison_takes_in_videos_that_finished_later(client, team, batch_of, make_result):
     _, users = team
     batch, videos = batch_of(2)
-    as_user(client, users, "viewer").get(batch_url(batch))
+    as_user(client, users, "viewer").post(batch_url(batch))
     later = make_result(batch=batch, model="veo-3.1-fast")
-    response = client.get(batch_url(batch), follow=True)
+    response = client.post(batch_url(batch), follow=True)
     assert Comparison.objects.count() == 1
     assert compared_ids(response.content.decode()) == [videos[0].pk, videos[1].pk, later.pk]
 
@@ -1055,7 +960,7 @@ def test_a_batchs_comparison_takes_in_videos_that_finished_later(client, team, b
 def test_a_batch_with_fewer_than_2_videos_says_so(client, team, batch_of, finished):
     project, users = team
     batch, _ = batch_of(finished, failed=1)
-    response = as_user(client, users, "viewer").get(batch_url(batch))
+    response = as_user(client, users, "viewer").post(batch_url(batch))
     assert response.status_code == 302
     assert response["Location"] == gallery_url(project, f"batch={batch.pk}")
     html = page_text(client, response["Location"])
@@ -1067,7 +972,7 @@ def test_a_batch_with_fewer_than_2_videos_says_so(client, team, batch_of, finish
 def test_a_batch_with_more_than_4_videos_shows_4_and_says_how_many_are_left_out(client, team, batch_of):
     _, users = team
     batch, videos = batch_of(6)
-    response = as_user(client, users, "viewer").get(batch_url(batch), follow=True)
+    response = as_user(client, users, "viewer").post(batch_url(batch), follow=True)
     html = response.content.decode()
     assert compared_ids(html) == [v.pk for v in videos[:4]]
     assert "A comparison shows at most four videos; 2 more videos of this batch are in the gallery" in html
@@ -1082,6 +987,7 @@ def test_a_batch_of_another_project_is_404(client, team, make_result):
     make_result(batch=batch), make_result(batch=batch)
     url = reverse("batch_compare", args=[elsewhere.slug, batch.pk])
     assert as_user(client, users, "owner").get(url).status_code == 404
+    assert client.post(url).status_code == 404
     assert not Comparison.objects.exists()
 
 
@@ -1113,7 +1019,7 @@ ACTIONS = {
     "comparison_list": ("get", lambda s, w: reverse("comparison_list", args=[s["project"].slug]), None, False,
                         None),
     "comparison_detail": ("get", lambda s, w: comparison_url(s["comparison"]), None, False, None),
-    "batch_compare": ("get", lambda s, w: batch_url(s["batch"]), None, False,
+    "batch_compare": ("post", lambda s, w: batch_url(s["batch"]), lambda s: {}, False,
                       lambda s, w: Comparison.objects.filter(batch=s["batch"]).exists()),
     "result_rate": ("post", lambda s, w: rate_url(s["result"]), lambda s: {"stars": "4"}, False,
                     lambda s, w: Rating.objects.filter(result=s["result"], stars=4).exists()),
@@ -1149,7 +1055,7 @@ def test_who_may_use_each_review_address(client, scene, action, who):
     elif not allowed:
         assert response.status_code == 403
         assert EDITORS_ONLY in response.content.decode()
-    elif method == "get" and action != "batch_compare":
+    elif method == "get":
         assert response.status_code == 200
     else:
         assert response.status_code == 302 and not response["Location"].startswith(reverse("login"))
@@ -1157,7 +1063,9 @@ def test_who_may_use_each_review_address(client, scene, action, who):
         assert happened(scene, who) is allowed
 
 
-@pytest.mark.parametrize("action", [name for name, spec in ACTIONS.items() if spec[0] == "post"])
+# A batch's address also answers GET, by only looking (test_batch_compare.py).
+@pytest.mark.parametrize("action", [name for name, spec in ACTIONS.items()
+                                    if spec[0] == "post" and name != "batch_compare"])
 def test_review_actions_only_take_posts(client, scene, action):
     _, url_for, _, _, _ = ACTIONS[action]
     as_user(client, scene["users"], "owner")
