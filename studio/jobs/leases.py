@@ -54,6 +54,8 @@ class Lease:
         self.lost = False
         # Set when the worker's process is stopping: a step that has not sent anything yet must not start.
         self.stopping = False
+        self.keeper = None
+        self.released = False
 
     def check(self):
         if self.lost or self.cancel.is_set():
@@ -62,7 +64,15 @@ class Lease:
             raise CallCancelled("The studio is stopping; the job resumes when it starts again.")
 
     def release(self):
+        self.hand_back()
         Job.objects.filter(pk=self.job_id, lease_owner=self.token).update(lease_owner="", lease_expires_at=None)
+
+    def hand_back(self):
+        """Stop renewing: the caller's next write lets go of the job (a step's last write may do it itself)."""
+        if self.keeper is not None:
+            self.keeper.drop(self)
+        self.released = True
+        return self.token
 
 
 def _expiry(now):
@@ -112,6 +122,7 @@ class LeaseKeeper:
             self.thread.join(timeout=5)
 
     def hold(self, lease):
+        lease.keeper = self
         with self.lock:
             self.held[lease.job_id] = lease
 

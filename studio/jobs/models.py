@@ -115,6 +115,7 @@ class Job(models.Model):
     # transaction): when two workers race, exactly one update matches and the other backs off.
     #
     #   queued ──claim_for_submit──> submitting ──mark_submitted──> submitted ──mark_running──> running
+    #   (running stays running, one write a poll: poll_continues)
     #     ^  ^                         │    │                          │   ^                      │
     #     │  └──requeue_after──────────┘    └─mark_submit_unknown──> submit_unknown               │
     #     │     (nothing left this machine,     (the POST left; its      │  (settled: a callback    │
@@ -207,15 +208,27 @@ class Job(models.Model):
         fields = {"provider_status": short_text(raw_status, 60), "progress": progress}
         if self.started_at is None:
             fields["started_at"] = timezone.now()
-        if self.state == JobState.RUNNING:
-            Job.objects.filter(pk=self.pk, state=JobState.RUNNING).update(**fields)
-            for name, value in fields.items():
-                setattr(self, name, value)
-            return True
         return self.transition(
             JobState.RUNNING, allowed_from=[JobState.SUBMITTED], message=f"Running ({raw_status})",
             payload=payload, **fields,
         )
+
+    def poll_continues(self, *, raw_status, progress, seconds, lease):
+        """The common poll: still running at the provider. Its news, its next poll and letting go of the lease
+        are one write."""
+        when = timezone.now() + timedelta(seconds=seconds)
+        fields = {"provider_status": short_text(raw_status, 60), "progress": progress, "next_poll_at": when,
+                  "poll_attempts": self.poll_attempts + 1, "failure_kind": "", "failure_streak": 0,
+                  "lease_owner": "", "lease_expires_at": None}
+        if self.started_at is None:
+            fields["started_at"] = timezone.now()
+        token = lease.hand_back()
+        if not Job.objects.filter(pk=self.pk, state=JobState.RUNNING, lease_owner=token).update(**fields):
+            lease.released = False  # someone else moved the job on: the step's own release tidies up
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
 
     def mark_downloading(self, *, raw_status, payload=None):
         # A job failed only by our deadline may still finish upstream: it revives straight into downloading.
@@ -365,3 +378,4 @@ class Result(models.Model):
 
     def __str__(self):
         return f"Result {self.pk} of job {self.job_id}"
+

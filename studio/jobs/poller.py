@@ -37,6 +37,9 @@ from studio.providers.http import CallCancelled
 logger = logging.getLogger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.25
+# After a round that took everything due, the loop waits this long before the next: jobs come due all the
+# time, and claiming them a few at a time cost three queries a round for every one or two polls.
+CLAIM_TICK_SECONDS = 0.05
 RECOVERY_EVERY_SECONDS = 5.0
 EXPECTED_FAILURES = (ProviderError, DownloadError)
 
@@ -59,8 +62,8 @@ def run_step(job, lease, keeper=None):
     finally:
         if keeper is not None:
             keeper.drop(lease)
-        lease.release()
-        close_old_connections()
+        if not lease.released:
+            lease.release()
 
 
 def _record_failure(job, error, calls):
@@ -88,6 +91,7 @@ class Poller:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self.in_flight = {}  # future -> (lease, was a submission)
+        self.step_connections = []  # each step thread's database connection, kept open between steps
 
     def run(self, *, until=None, seconds=None):
         """Loop until `until()` is true, `seconds` have passed, or stop() is called."""
@@ -95,7 +99,8 @@ class Poller:
         last_recovery = 0.0
         keeper = LeaseKeeper().start()
         logger.info("poller %s started with %s threads", self.owner, self.threads)
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="poll") as pool:
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="poll",
+                                initializer=self._step_thread_started) as pool:
             while not self.stopping.is_set() and not (until and until()):
                 if deadline and time.monotonic() > deadline:
                     break
@@ -113,10 +118,26 @@ class Poller:
                     self.stopping.wait(0.05)
                 elif not jobs:
                     self.stopping.wait(max(0.02, seconds_until_next_due()))
+                elif len(jobs) < capacity:
+                    self.stopping.wait(CLAIM_TICK_SECONDS)
             self._wind_down()
         keeper.stop()
+        self._close_step_connections()
         connections.close_all()
         logger.info("poller %s stopped", self.owner)
+
+    def _step_thread_started(self):
+        self.step_connections.append(connections["default"])
+
+    def _close_step_connections(self):
+        """The step threads keep their connections between steps; once they are gone, close them from here."""
+        for connection in self.step_connections:
+            connection.inc_thread_sharing()
+            try:
+                connection.close()
+            finally:
+                connection.dec_thread_sharing()
+        self.step_connections.clear()
 
     def _wind_down(self):
         """Abandon polls and downloads now; give submissions in flight the grace period, then abandon them."""

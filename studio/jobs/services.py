@@ -293,9 +293,11 @@ def job_poll(job, calls):
         job.mark_cancelled(f"Cancelled at the provider ({public_text(update.raw_status, 60)}).")
     elif _past_deadline(job):
         _time_out(job, f"its last status was “{public_text(update.raw_status, 60)}”", client.adapter)
+    elif job.state == JobState.RUNNING:
+        job.poll_continues(raw_status=update.raw_status, progress=update.progress,
+                           seconds=poll_seconds(job, client.adapter), lease=calls.lease)
     else:
-        job.mark_running(raw_status=update.raw_status, progress=update.progress,
-                         payload=client.exchanges if job.state == JobState.SUBMITTED else None)
+        job.mark_running(raw_status=update.raw_status, progress=update.progress, payload=client.exchanges)
         job.schedule_next(poll_seconds(job, client.adapter))
     return job
 

@@ -104,7 +104,7 @@ class ProviderClient:
         fresh = BoundedTransport(limits=httpx.Limits(max_connections=4, max_keepalive_connections=0))
         self._posts = httpx.Client(base_url=self._base, headers=headers, transport=transport or fresh, **options)
         self._downloads = httpx.Client(transport=transport or guarded_transport(), **options)
-        self.exchanges = []  # one entry per call for the job history: redacted and bounded
+        self.calls_made = []  # (call, status, body) of each call, kept raw: most are never stored
 
     def close(self):
         for http in (self._http, self._posts, self._downloads):
@@ -243,7 +243,8 @@ class ProviderClient:
                                kind="too_large", sent=True, status_code=status)
         body = self._decode(raw)
         self._note(call, status, body)
-        logger.debug("%s %s %s -> %s", self.account.name, call.method, redact(str(response.request.url)), status)
+        logger.debug("%s %s %s -> %s in %.0f ms", self.account.name, call.method, redact(str(response.request.url)),
+                     status, response.elapsed.total_seconds() * 1000)  # the body is read: elapsed is known
         if 300 <= status < 400:
             where = public_text(response.headers.get("Location", "nowhere"), 200)
             raise self._failed(call, f"{self._host()} answered with a redirect (HTTP {status} to {where}); "
@@ -286,9 +287,15 @@ class ProviderClient:
             return raw.decode("utf-8", errors="replace")
 
     def _note(self, call, status, body):
-        self.exchanges.append({"method": call.method, "path": public_text(call.path, 300), "status": status,
-                               "request": bounded_payload(loggable(call.json)),
-                               "response": bounded_payload(loggable(body))})
+        self.calls_made.append((call, status, body))
+
+    @property
+    def exchanges(self):
+        """The calls made since the client was handed out, fit for a job's history: redacted and bounded.
+        Built when asked for, since a steady poll stores none."""
+        return [{"method": call.method, "path": public_text(call.path, 300), "status": status,
+                 "request": bounded_payload(loggable(call.json)), "response": bounded_payload(loggable(body))}
+                for call, status, body in self.calls_made]
 
     def _host(self):
         return urlsplit(self.account.base_url).netloc or self.account.base_url
@@ -364,5 +371,5 @@ def client_for(account):
             for key in [k for k in _clients if k[0] == account.pk and k[2] == cache_key[2]]:
                 _clients.pop(key).close()
             client = _clients[cache_key] = ProviderClient(account)
-        client.exchanges = []
+        client.calls_made = []
         return client

@@ -170,8 +170,7 @@ PARTS = [
     ("    ProviderClient.send (HTTP request, JSON, bounds)", "studio/providers/client.py", "send"),
     ("      JobCalls.before_call (lease, breaker, budget)", "studio/jobs/calls.py", "before_call"),
     ("      JobCalls.after_call (account health)", "studio/jobs/calls.py", "after_call"),
-    ("    Job.mark_running", "studio/jobs/models.py", "mark_running"),
-    ("    Job.schedule_next", "studio/jobs/models.py", "schedule_next"),
+    ("    Job.poll_continues (news, next poll, lease: one write)", "studio/jobs/models.py", "poll_continues"),
     ("  QuerySet.update, all of them (incl. lease release)", "django/db/models/query.py", "update"),
 ]
 

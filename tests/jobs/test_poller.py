@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -186,6 +187,54 @@ def test_claiming_from_two_threads_gives_each_due_job_to_exactly_one(sandbox_acc
     for owner, ids in claims.items():
         leases = set(Job.objects.filter(pk__in=ids).values_list("lease_owner", flat=True))
         assert all(lease.startswith(f"{owner}/") for lease in leases)
+
+
+def test_a_poll_that_finds_the_job_still_running_is_one_write(sandbox_accounts, demo_project, sandbox):
+    """The common poll (no news but progress) writes its news, its next poll time and the end of its lease in
+    one UPDATE, adds no event, and leaves the job free for the next poll."""
+    sandbox.set_job_seconds(120)
+    account = sandbox_accounts["qingbo"]
+    job = make_job(demo_project, account)
+    make_due(job)
+    step_once(job)  # submitted
+    make_due(job)
+    step_once(job)  # running
+    assert job.state == JobState.RUNNING
+    events = JobEvent.objects.filter(job=job).count()
+    make_due(job)
+    with CaptureQueriesContext(connections["default"]) as captured:
+        step_once(job)
+    writes = [query["sql"] for query in captured.captured_queries
+              if query["sql"].startswith(("UPDATE", "INSERT")) and "jobs_job" in query["sql"].split(" SET ")[0]]
+    claim, poll = writes[0], writes[1:]
+    assert "lease_owner" in claim
+    assert len(poll) == 1, poll
+    assert job.state == JobState.RUNNING and job.poll_attempts >= 1
+    assert job.lease_owner == "" and job.lease_expires_at is None
+    assert job.next_poll_at > timezone.now()
+    assert JobEvent.objects.filter(job=job).count() == events
+
+
+def test_a_steady_poll_does_not_overwrite_a_job_another_worker_moved_on(sandbox_accounts, demo_project, sandbox,
+                                                                        monkeypatch):
+    """If the job is no longer this worker's (its lease lost and the job taken) when the poll writes, the write
+    matches nothing: the other worker's state stands."""
+    sandbox.set_job_seconds(120)
+    job = make_job(demo_project, sandbox_accounts["qingbo"])
+    make_due(job)
+    step_once(job)
+    make_due(job)
+    step_once(job)
+    real = services.job_poll
+
+    def poll_then_lose_the_job(job, calls):
+        Job.objects.filter(pk=job.pk).update(lease_owner="someone-else", progress=77)
+        return real(job, calls)
+
+    monkeypatch.setattr(services, "job_poll", poll_then_lose_the_job)
+    make_due(job)
+    step_once(job)
+    assert job.lease_owner == "someone-else" and job.progress == 77
 
 
 def test_a_job_leased_by_another_poller_waits_until_the_lease_expires(sandbox_accounts, demo_project,
