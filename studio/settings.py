@@ -7,7 +7,7 @@ ALLOWED_HOSTS, and optionally DATABASE_URL and REDIS_URL.
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -40,6 +40,15 @@ def env_list(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def redis_url_with_timeouts(url, *, connect, reply):
+    """The URL with redis-py's socket timeouts added, where it does not set them itself."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", str(connect))
+    query.setdefault("socket_timeout", str(reply))
+    return parts._replace(query=urlencode(query)).geturl()
+
+
 DEBUG = env_bool("DEBUG", True)
 
 # Everything the studio writes (SQLite file, uploads, videos, development secrets) lives here.
@@ -49,7 +58,11 @@ MEDIA_URL = "/media/"
 
 SECRET_KEY = env_str("SECRET_KEY")
 STUDIO_ENCRYPTION_KEYS = env_list("STUDIO_ENCRYPTION_KEYS")
-if not DEBUG:
+# Secrets not given are generated into DATA_DIR (outside git, kept across restarts) on a laptop (DEBUG) and for
+# `make run`, which serves with DEBUG off and asks for them with STUDIO_LOCAL_SECRETS=1. Anywhere else, DEBUG off
+# means production: it sets its own and refuses to start without them.
+STUDIO_LOCAL_SECRETS = env_bool("STUDIO_LOCAL_SECRETS", DEBUG)
+if not STUDIO_LOCAL_SECRETS:
     missing = [n for n, v in [("SECRET_KEY", SECRET_KEY), ("STUDIO_ENCRYPTION_KEYS", STUDIO_ENCRYPTION_KEYS)] if not v]
     if missing:
         raise ImproperlyConfigured(
@@ -57,7 +70,6 @@ if not DEBUG:
             "(see README: Production)."
         )
 else:
-    # A laptop gets generated secrets, kept in DATA_DIR (outside git) so they survive restarts.
     dev_secrets = load_dev_secrets(DATA_DIR)
     SECRET_KEY = SECRET_KEY or dev_secrets["secret_key"]
     STUDIO_ENCRYPTION_KEYS = STUDIO_ENCRYPTION_KEYS or [dev_secrets["encryption_key"]]
@@ -198,17 +210,45 @@ STORAGES = {
     },
 }
 
-# Security. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_ENABLED=1.
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# The studio's own address: providers fetch the images it hands them and send callbacks there, and its scheme
+# decides the security below. Unset in production, it is https on the first name in ALLOWED_HOSTS; a staging
+# host on plain HTTP says so (e.g. http://staging.lan:8000) and then signs in over HTTP.
+def default_public_url():
+    if DEBUG:
+        return "http://127.0.0.1:8000"
+    names = [host for host in ALLOWED_HOSTS if host != "*" and not host.startswith(".")]
+    return f"https://{names[0] if names else 'localhost'}"
+
+
+STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL") or default_public_url()
+
+# Security. Secure cookies, HSTS and the redirect to https only where the studio is served over https (and never
+# with DEBUG on, whose http://127.0.0.1 must keep signing in whatever the public address is). Behind a
+# TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_ENABLED=1.
+SERVED_OVER_HTTPS = urlsplit(STUDIO_PUBLIC_URL).scheme == "https" and not DEBUG
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SERVED_OVER_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SERVED_OVER_HTTPS
+SECURE_HSTS_PRELOAD = SERVED_OVER_HTTPS
 if env_bool("SECURE_PROXY_SSL_HEADER_ENABLED", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+
+# The web server: gunicorn with deploy/gunicorn.conf.py (what `make run` starts), threaded workers. A thread waits
+# on one slow client (a video being watched holds one for as long as it downloads) and pages run in the others;
+# two processes use both cores of a small machine. 2 x 16 leaves pages threads to spare with 10 videos playing.
+STUDIO_WEB_WORKERS = env_int("STUDIO_WEB_WORKERS", 2)
+STUDIO_WEB_THREADS = env_int("STUDIO_WEB_THREADS", 16)
+
+# How members' media leaves the studio once their access is checked: "none" sends it from the web process (the
+# kernel does, with sendfile, under gunicorn); "x-accel-redirect" hands it to nginx (deploy/nginx/), "x-sendfile"
+# to Apache's mod_xsendfile or lighttpd, which then answer ranges and 304s themselves and hold no web thread.
+STUDIO_MEDIA_HANDOFF = env_str("STUDIO_MEDIA_HANDOFF", "none")
+if STUDIO_MEDIA_HANDOFF not in {"none", "x-accel-redirect", "x-sendfile"}:
+    raise ImproperlyConfigured("STUDIO_MEDIA_HANDOFF must be none, x-accel-redirect or x-sendfile.")
 
 # htmx 2 is configured (meta htmx-config) not to inject inline styles or use eval, so the policy
 # needs no 'unsafe-inline' or 'unsafe-eval'. Videos and posters come from the studio itself.
@@ -233,7 +273,9 @@ CONTENT_SECURITY_POLICY = {
 Q_TIMEOUT_SECONDS = env_int("STUDIO_Q_TIMEOUT", 300)
 REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
-    "name": "studio",
+    # The queue's name (the Redis keys' prefix, and the salt of signed tasks): studios sharing one Redis each
+    # need their own; tests use one per test run.
+    "name": env_str("STUDIO_Q_NAME", "studio"),
     "workers": env_int("STUDIO_Q_WORKERS", 4),
     "timeout": Q_TIMEOUT_SECONDS,
     "retry": Q_TIMEOUT_SECONDS + 60,
@@ -245,23 +287,44 @@ Q_CLUSTER = {
     "sync": env_bool("STUDIO_Q_SYNC", False),
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # A Redis that is down or unreachable must not hold a worker for the system's connect timeout (minutes):
+    # connects give up after 2 s and replies after 10 s (django-q2 waits at most 1 s for a task), unless the
+    # URL says otherwise. Nothing a person does waits on Redis: jobs are sent from the database.
+    Q_CLUSTER["redis"] = redis_url_with_timeouts(REDIS_URL, connect=2, reply=10)
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "studio.core.redaction.RedactingExceptionReporterFilter"
 
+# Logs go to stderr: plain text, or with STUDIO_LOG_FORMAT=json one JSON object per line (time, level, logger,
+# message, and job, account and provider when a line is about a job: studio.core.logs). Django's and django-q2's
+# loggers write through the same handler; uncaught exceptions are logged too (LOGGING_CONFIG), so every line
+# has the format. Provider calls are logged at DEBUG, a job that ends failed or ambiguous at WARNING.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("STUDIO_LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"STUDIO_LOG_FORMAT is {LOG_FORMAT!r}; it must be plain or json.")
+LOGGING_CONFIG = "studio.core.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"context": {"()": "studio.core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "studio.core.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "studio.core.logs.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # Django's defaults give these their own handlers: their lines would come twice, and not as JSON.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # Sign-in throttling (django-axes), on the studio's sign-in page and the admin's alike. 10 failed sign-ins
@@ -283,6 +346,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = False
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "studio.accounts.signin.client_address"
+AXES_USERNAME_CALLABLE = "studio.accounts.signin.attempted_username"
 AXES_LOCKOUT_CALLABLE = "studio.accounts.signin.locked_out"
 STUDIO_TRUSTED_PROXY_COUNT = env_int("STUDIO_TRUSTED_PROXY_COUNT", 0)
 # Every refused sign-in is logged by studio.signin with the account and address; axes' own lines mask both,
@@ -302,8 +366,7 @@ STUDIO_MAX_UPLOAD_FILES = env_int("STUDIO_MAX_UPLOAD_FILES", 8)
 # Where `make run` starts the provider sandbox; the demo's sandbox accounts point here.
 STUDIO_SANDBOX_URL = env_str("STUDIO_SANDBOX_URL", "http://127.0.0.1:8001")
 
-# The address providers use to fetch images the studio hands them (signed links), and how long a link lives.
-STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "http://127.0.0.1:8000")
+# How long a signed image link (under STUDIO_PUBLIC_URL, set with the security settings) lives.
 STUDIO_IMAGE_LINK_SECONDS = env_int("STUDIO_IMAGE_LINK_SECONDS", 24 * 3600)
 
 # Talking to providers, and keeping what they deliver.
@@ -345,3 +408,14 @@ STUDIO_WORKER_NICE = env_int("STUDIO_WORKER_NICE", 10)
 STUDIO_DOWNLOAD_ALLOW_HOSTS = env_list(
     "STUDIO_DOWNLOAD_ALLOW_HOSTS", [urlsplit(STUDIO_SANDBOX_URL).netloc] if DEBUG else []
 )
+
+# Health. /healthz (no sign-in, answered before host checks and the HTTPS redirect: load balancers probe each
+# server by its address) checks the database, the media folder and the task broker, the broker's ping waiting
+# at most STUDIO_HEALTH_BROKER_SECONDS. Each `qcluster` writes a heartbeat every STUDIO_HEARTBEAT_SECONDS and
+# shows as dead once its last one is STUDIO_CLUSTER_STALE_SECONDS old; jobs due for STUDIO_OVERDUE_SECONDS that
+# no worker holds are overdue (no poller is taking them). `manage.py health` and the admin show all of it.
+MIDDLEWARE.insert(0, "studio.core.health.HealthzMiddleware")
+STUDIO_HEALTH_BROKER_SECONDS = float(env_str("STUDIO_HEALTH_BROKER_SECONDS", "2"))
+STUDIO_HEARTBEAT_SECONDS = float(env_str("STUDIO_HEARTBEAT_SECONDS", "5"))
+STUDIO_CLUSTER_STALE_SECONDS = float(env_str("STUDIO_CLUSTER_STALE_SECONDS", "30"))
+STUDIO_OVERDUE_SECONDS = float(env_str("STUDIO_OVERDUE_SECONDS", "60"))

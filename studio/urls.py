@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
+from studio.accounts.signin import SignInForm
 from studio.core import views as core_views
 from studio.core.params import IdConverter
-from studio.jobs.webhooks import job_webhook
-from studio.jobs import views as job_views
 from studio.jobs import compose_views
+from studio.jobs import views as job_views
+from studio.jobs.webhooks import job_webhook
 from studio.projects import views as project_views
 from studio.review import views as review_views
 
@@ -22,13 +23,15 @@ urlpatterns = [
     path("media/projects/<id:project_id>/<path:path>", core_views.media_file, name="media_file"),
     path("public/images/<str:token>.<str:extension>", core_views.public_image, name="public_image"),
     path("hooks/jobs/<str:token>/", job_webhook, name="job_webhook"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm),
+         name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("p/<slug:slug>/jobs/<id:job_id>/", job_views.job_detail, name="job_detail"),
     path("p/<slug:slug>/jobs/<id:job_id>/card/", job_views.job_card, name="job_card"),
+    path("p/<slug:slug>/jobs/updates/", job_views.job_updates, name="job_updates"),
     path("p/<slug:slug>/jobs/<id:job_id>/resolve/", job_views.job_resolve, name="job_resolve"),
 ]
 

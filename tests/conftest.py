@@ -12,9 +12,31 @@ import pytest
 from studio.projects.models import Project
 from studio.providers.models import Protocol, ProviderAccount
 from studio.sandbox.server import start_in_thread
+from tests import backends
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by tests are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+backends.use_test_queue()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, which it drops at the end: PostgreSQL refuses while anyone is connected,
+    so connections left by threads and killed processes are ended first."""
+    yield
+    with django_db_blocker.unblock():
+        if backends.uses_redis():
+            backends.purge_test_queue()
+        backends.close_other_connections()
+
+
+@pytest.fixture(autouse=True)
+def empty_test_queue():
+    """Each test starts with an empty task queue. The ORM broker's queue is a table, emptied with the rest of the
+    database; a Redis queue outlives a test."""
+    if backends.uses_redis():
+        backends.purge_test_queue()
+
 
 SANDBOX_JOB_SECONDS = 1.0
 

@@ -4,6 +4,7 @@
     .venv/bin/python -m tests.benchmarks.poll_at_scale --find-max        # 250, 500, 1000, … until lag p95 > 1 s
     .venv/bin/python -m tests.benchmarks.poll_at_scale --webhooks        # callback to database latency (qingbo)
     .venv/bin/python -m tests.benchmarks.poll_at_scale --probe-load 20   # lag while 20 full-size videos are probed
+    .venv/bin/python -m tests.benchmarks.poll_at_scale --postgres --redis --clusters 2   # the production stack
 
 The world is built from nothing on every run: a temporary STUDIO_DATA_DIR (so a fresh SQLite file),
 `migrate`, one project, one ProviderAccount per protocol (qingbo, apimp, uniall, veoquery) with
@@ -82,12 +83,14 @@ finished), and the figure is the same detection latency: completion to `download
 """
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -129,6 +132,40 @@ FIND_MAX_START = 250
 
 
 # The world ---------------------------------------------------------------------------------------------
+
+
+def connect_read_only(database):
+    """The monitor's own connection: the SQLite file read-only, or the PostgreSQL URL (autocommit)."""
+    if "://" in str(database):
+        import psycopg
+
+        return psycopg.connect(str(database), autocommit=True)
+    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+
+
+@contextlib.contextmanager
+def database_servers(world, options):
+    """With --postgres and --redis, a PostgreSQL and a Redis of the benchmark's own (Debian's packages, as the
+    test suite starts them: tests/stack.py), on throwaway directories in the world; {} otherwise."""
+    from tests import stack
+
+    with contextlib.ExitStack() as servers:
+        env = {}
+        if options.postgres:
+            # Its own folder: the world's is private to this user, and PostgreSQL may run as another.
+            folder = Path(tempfile.mkdtemp(prefix="studio-bench-pg-"))
+            servers.callback(shutil.rmtree, folder, ignore_errors=True)
+            url = servers.enter_context(stack.postgresql(folder))
+            import psycopg
+
+            with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+                admin.execute("CREATE DATABASE studio")
+            env["DATABASE_URL"] = url
+        if options.redis:
+            folder = world.dir / "redis"
+            folder.mkdir()
+            env["REDIS_URL"] = servers.enter_context(stack.redis(folder))
+        yield env
 
 
 def setup_django(env):
@@ -287,9 +324,10 @@ class Monitor(threading.Thread):
         self.waits = []  # (t, Counter of what the main process's poll threads are doing)
         self.due = defaultdict(dict)  # job id -> {poll_attempts: next_poll_at as Unix time}
         self.snapshot_seconds = []
+        self.connections_peak = None  # PostgreSQL: the most sessions on the studio's database at once
 
     def run(self):
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        db = connect_read_only(self.db_path)
         try:
             while not self.stopping.is_set():
                 self.sample(db)
@@ -311,6 +349,10 @@ class Monitor(threading.Thread):
                                                 for tid, label in harness.thread_states(pgid).items()
                                                 if tid != pgid)))
         self.cpu.append((now, cpu, harness.self_cpu()))
+        if not isinstance(db, sqlite3.Connection):
+            (sessions,) = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()").fetchone()
+            self.connections_peak = max(self.connections_peak or 0, sessions)
         began = time.perf_counter()
         rows = db.execute(
             "SELECT id, poll_attempts, next_poll_at FROM jobs_job WHERE next_poll_at IS NOT NULL").fetchall()
@@ -418,12 +460,12 @@ def run(options):
     webhooks = options.webhooks
     protocols = ["qingbo"] if webhooks else options.protocols
     heavy = options.probe_load > 0
-    with harness.World(keep=options.keep) as world:
+    with harness.World(keep=options.keep) as world, database_servers(world, options) as servers:
         web_port = harness.free_port() if webhooks else None
         env = harness.studio_env(world.dir, debug=options.debug,
                                  STUDIO_POLL_THREADS=options.poll_threads,
                                  # Polling-mode jobs have no webhook token; port 9 (discard) answers nothing anyway.
-                                 STUDIO_PUBLIC_URL=f"http://127.0.0.1:{web_port or 9}")
+                                 STUDIO_PUBLIC_URL=f"http://127.0.0.1:{web_port or 9}", **servers)
         os.environ.update(env)
         sandbox, sandbox_url = start_sandbox(world, options.job_seconds, options.completion_spread,
                                              nagle=options.sandbox_nagle, heavy=heavy)
@@ -433,7 +475,7 @@ def run(options):
 
         from studio.jobs.models import Job
 
-        db_path = settings.DATABASES["default"]["NAME"]
+        db_path = servers.get("DATABASE_URL") or settings.DATABASES["default"]["NAME"]
         project, accounts = make_accounts(protocols + ([HEAVY_PROVIDER] if heavy else []), sandbox_url,
                                           options.interval)
         heavy_account = accounts.pop(HEAVY_PROVIDER, None)
@@ -704,7 +746,7 @@ def analyse(options, *, jobs, tasks, log, monitor, downloading, first_due, base_
     all_downloads = sum(len(downloads[task_id]) for task_id in regular)
     figures = {
         "polls": all_polls, "downloads": all_downloads, "submits": submits,
-        "unresolved_lags": unresolved, "repeat_polls": repeats,
+        "unresolved_lags": unresolved, "repeat_polls": repeats, "connections_peak": monitor.connections_peak,
         "detection": summary(detection), "stored_after_completion": summary(stored),
         "download_step": summary(keeping),
         "callback_arrival": summary(callbacks), "callback_to_downloading": summary(woken),
@@ -971,6 +1013,8 @@ def report(f, *, timeline=False):
             rows.append(("videos not yet probed when all jobs had ended", str(f["unprocessed_at_end"]), ""))
         rows.append(("unresolved lag samples", str(f["unresolved_lags"]), ""))
         rows.append(("repeat polls (< interval/2 after the last)", str(f["repeat_polls"]), ""))
+        if f.get("connections_peak") is not None:
+            rows.append(("database sessions, peak (all clusters)", str(f["connections_peak"]), ""))
     rows.append(("jobs submitted in", f"{f['submit_seconds']} s", ""))
     if f.get("probe_load"):
         rows += probe_rows(f)
@@ -1128,6 +1172,9 @@ def parse_args(argv=None):
     parser.add_argument("--protocols", type=lambda v: [p for p in v.split(",") if p],
                         default=list(PROTOCOL_MODELS), help="comma-separated, of " + ",".join(PROTOCOL_MODELS))
     parser.add_argument("--poll-threads", type=int, default=16, help="STUDIO_POLL_THREADS for the cluster")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a PostgreSQL of its own (Debian's package, started on a throwaway directory)")
+    parser.add_argument("--redis", action="store_true", help="with a Redis of its own as django-q2's broker")
     parser.add_argument("--clusters", type=int, default=1,
                         help="run this many `manage.py qcluster` processes (the poller shares work by leases)")
     parser.add_argument("--completion-spread", type=float,

@@ -1,5 +1,5 @@
-"""A real `manage.py qcluster` for tests: started on the test database in its own process group, and the
-processes it starts, looked up in /proc."""
+"""A real `manage.py qcluster` for tests: started on the test database and the test queue in its own process
+group, and the processes it starts, looked up in /proc."""
 
 import os
 import signal
@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from django.db import connection
-
 from studio.jobs.models import TERMINAL_STATES, JobState
+from tests.backends import studio_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # A few sandbox jobs, one per protocol family: (provider, model, params).
@@ -19,19 +18,15 @@ JOBS = [("qingbo", "veo-3.0", {"duration": 4}), ("uniall", "viduq3t-540p", {"dur
 
 
 def cluster_env(settings, tmp_path, failpoint=None):
-    env = {
-        **os.environ,
-        "STUDIO_SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        "STUDIO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "STUDIO_PUBLIC_URL": settings.STUDIO_PUBLIC_URL,
-        "STUDIO_DOWNLOAD_ALLOW_HOSTS": ",".join(settings.STUDIO_DOWNLOAD_ALLOW_HOSTS),
-        "STUDIO_LEASE_SECONDS": "2",
-        "STUDIO_SUBMIT_LEASE_SECONDS": "2",
-        "STUDIO_Q_WORKERS": "2",
-        "STUDIO_FAILPOINT_DIR": str(tmp_path),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env = studio_env(
+        STUDIO_MEDIA_ROOT=settings.MEDIA_ROOT,
+        STUDIO_PUBLIC_URL=settings.STUDIO_PUBLIC_URL,
+        STUDIO_DOWNLOAD_ALLOW_HOSTS=",".join(settings.STUDIO_DOWNLOAD_ALLOW_HOSTS),
+        STUDIO_LEASE_SECONDS=2,
+        STUDIO_SUBMIT_LEASE_SECONDS=2,
+        STUDIO_Q_WORKERS=2,
+        STUDIO_FAILPOINT_DIR=tmp_path,
+    )
     env.pop("STUDIO_FAILPOINTS", None)
     if failpoint:
         env["STUDIO_FAILPOINTS"] = failpoint

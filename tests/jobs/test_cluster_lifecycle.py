@@ -16,6 +16,7 @@ import pytest
 
 from studio.jobs import services
 from studio.jobs.models import Job, JobState
+from tests.backends import studio_env
 from tests.jobs.cluster import (
     JOBS,
     ROOT,
@@ -140,14 +141,10 @@ def test_killing_only_the_main_process_with_sigkill_leaves_no_process_behind(clu
         f"still running: {[child for child in cluster.tree if alive(child)]}"
 
 
-def test_ctrl_c_on_runstudio_returns_within_10_seconds_and_nothing_is_killed(tmp_path):
+def test_ctrl_c_on_runstudio_returns_within_10_seconds_and_nothing_is_killed(tmp_path, transactional_db):
     marker = f"STUDIO_DATA_DIR={tmp_path}"
     sandbox_port, port = free_port(), free_port()
-    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
-           "STUDIO_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}"}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True,
-                   timeout=120)
+    env = studio_env(STUDIO_DATA_DIR=tmp_path, STUDIO_SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}")
     log = tmp_path / "runstudio.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "manage.py", "runstudio", "--port", str(port)], cwd=ROOT,

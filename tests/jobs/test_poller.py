@@ -16,13 +16,13 @@ from django.conf import settings
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from studio.jobs import services
 from studio.jobs.leases import claim_due_jobs
 from studio.jobs.models import Job, JobEvent, JobState, Result
 from studio.jobs.poller import step_once
 from studio.providers.models import RequestWindow
+from tests.backends import queued_tasks
 from tests.conftest import wait_for
 from tests.helpers import CHEAP_MODELS, poller_running
 
@@ -102,7 +102,7 @@ def test_the_poller_alone_takes_jobs_on_every_provider_to_success(sandbox_accoun
     for provider in sandbox_accounts:
         assert len(sandbox.submits(provider)) == 1, provider
     # django-q2 carries only the CPU work on the stored videos, one task per video; it sends nothing.
-    queued = sorted((task.func(), task.args()) for task in OrmQ.objects.all())
+    queued = sorted(queued_tasks())
     stored = Result.objects.filter(job__in=[job.pk for job in jobs]).values_list("pk", flat=True)
     assert queued == sorted(("studio.jobs.tasks.process_result", (pk,)) for pk in stored)
 

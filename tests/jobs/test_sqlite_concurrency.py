@@ -1,6 +1,5 @@
 """SQLite as configured (WAL, BEGIN IMMEDIATE, busy timeout) takes eight writers and a cluster at once."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,10 @@ from django_q.models import Success
 from django_q.tasks import async_task
 
 from studio.projects.models import Membership, Project, Prompt, PromptVersion, Role
+from tests.backends import studio_env
+
+pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason=(
+    "about SQLite's own locking (WAL, BEGIN IMMEDIATE, busy timeout); a server database queues writers itself"))
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITERS = 8
@@ -40,12 +43,9 @@ def write_a_lot(worker, user, errors):
 @pytest.fixture
 def cluster_process(settings):
     """A real `manage.py qcluster` on the same database file the test uses."""
-    if connection.vendor != "sqlite":
-        pytest.skip("this test is about SQLite")
-    env = {**os.environ, "STUDIO_SQLITE_PATH": str(connection.settings_dict["NAME"]), "STUDIO_Q_WORKERS": "2"}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+                               env=studio_env(STUDIO_Q_WORKERS=2), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     yield process
     process.send_signal(signal.SIGTERM)
     try:

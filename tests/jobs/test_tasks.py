@@ -7,13 +7,14 @@ import time
 
 import pytest
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule
+from django_q.models import Schedule
 
 from studio.jobs import tasks
 from studio.jobs.models import Job, JobEvent, JobState, Result
 from studio.projects.models import Project, Prompt, PromptVersion
 from studio.providers.models import ProviderAccount
 from studio.sandbox.video import render_video
+from tests.backends import queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def test_the_sweep_queues_videos_whose_processing_task_was_lost(stored):
     assert tasks.process_pending_results() == 0, "a video stored a moment ago still has its own task coming"
     Result.objects.filter(pk=stored.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=5))
     assert tasks.process_pending_results() == 1
-    assert [(task.func(), task.args()) for task in OrmQ.objects.all()] == [
+    assert queued_tasks() == [
         ("studio.jobs.tasks.process_result", (stored.pk,))]
 
 

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from studio.projects.models import Project
+from tests.backends import studio_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,12 +66,9 @@ def processes_started_with(marker):
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_runstudio_serves_pages_and_stopping_it_stops_every_process(tmp_path, stop):
+def test_runstudio_serves_pages_and_stopping_it_stops_every_process(tmp_path, stop, transactional_db):
     sandbox_port = free_port()
-    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
-           "STUDIO_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}"}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    env = studio_env(STUDIO_DATA_DIR=tmp_path, STUDIO_SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}")
     port = free_port()
     process = subprocess.Popen([sys.executable, "manage.py", "runstudio", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

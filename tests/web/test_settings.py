@@ -11,8 +11,13 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# A machine of its own: neither the run's secrets nor its database and queue (these commands need neither).
+NOT_PASSED_ON = {"SECRET_KEY", "STUDIO_ENCRYPTION_KEYS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL",
+                 "REDIS_URL", "STUDIO_Q_NAME"}
+
+
 def manage(*args, env_overrides, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "STUDIO_ENCRYPTION_KEYS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED_ON}
     env.update({"STUDIO_DATA_DIR": str(tmp_path), **env_overrides})
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -86,3 +91,23 @@ def test_the_development_download_allow_list_names_the_sandboxs_host_and_port_on
                     tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['127.0.0.1:8001']"
+
+
+def test_database_url_and_redis_url_choose_postgresql_and_redis_under_the_queue_name(tmp_path):
+    show = ("from django.conf import settings; db = settings.DATABASES['default']; q = settings.Q_CLUSTER; "
+            "print(db['ENGINE'], db['NAME'], db['HOST'], q['name'], q['redis'].split('?')[0], 'orm' in q)")
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://studio:secret@db.internal:5432/studio",
+           "REDIS_URL": "redis://cache.internal:6379/2", "STUDIO_Q_NAME": "studio-b"}
+    result = manage("shell", "-c", show, env_overrides=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == [
+        "django.db.backends.postgresql", "studio", "db.internal", "studio-b", "redis://cache.internal:6379/2", "False"]
+
+
+def test_without_them_the_studio_uses_sqlite_and_the_orm_broker_in_its_data_dir(tmp_path):
+    show = ("from django.conf import settings; db = settings.DATABASES['default']; q = settings.Q_CLUSTER; "
+            "print(db['ENGINE'], db['NAME'], q['name'], q['orm'], 'redis' in q)")
+    result = manage("shell", "-c", show, env_overrides={"DEBUG": "1"}, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == [
+        "django.db.backends.sqlite3", str(tmp_path / "studio.sqlite3"), "studio", "default", "False"]

@@ -158,3 +158,21 @@ def test_behind_a_configured_proxy_the_address_it_saw_counts(client, team, setti
     assert spoofed.status_code == 429
     other = sign_in(client, "viewer", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="192.0.2.1")
     assert other.status_code == 302  # another client behind the same proxy is not locked out
+
+
+@pytest.mark.parametrize("path", ["/login/", "/admin/login/"])
+def test_a_name_longer_than_any_account_is_refused_not_an_error_and_still_counted(client, team, path):
+    """Django's sign-in form never checks the username's length; django-axes then stored all of it in a
+    255-character column, which PostgreSQL refuses (a 500). Our page names the limit and checks no password;
+    the admin's checks it, and the failure is counted under the name cut to the longest username."""
+    from axes.models import AccessAttempt
+
+    name = "x" * 5000
+    response = sign_in(client, name, "not-the-password", path=path)
+    assert response.status_code == 200
+    if path == "/login/":
+        assert "longer than any username (at most 150 characters)" in response.content.decode()
+        assert not AccessAttempt.objects.exists()
+    else:
+        attempt = AccessAttempt.objects.get()
+        assert attempt.username == name[:150] and attempt.failures_since_start == 1

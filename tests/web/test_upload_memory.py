@@ -2,7 +2,6 @@
 own process on the test database, its peak resident memory (VmHWM) read from /proc before and after a
 multipart body streamed from a generator, so neither side ever holds the body whole."""
 
-import os
 import re
 import secrets
 import socket
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 from django.urls import reverse
 
+from tests.backends import studio_env
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,16 +56,8 @@ def server(tmp_path, settings, team):
     temp_dir = tmp_path / "tmp"
     temp_dir.mkdir()
     port = free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "STUDIO_SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        "STUDIO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "TMPDIR": str(temp_dir),  # where Django's temporary upload files go
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env = studio_env(DEBUG=1, SECRET_KEY=settings.SECRET_KEY, STUDIO_MEDIA_ROOT=settings.MEDIA_ROOT,
+                     TMPDIR=temp_dir)  # TMPDIR: where Django's temporary upload files go
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
