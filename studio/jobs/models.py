@@ -379,3 +379,37 @@ class Result(models.Model):
     def __str__(self):
         return f"Result {self.pk} of job {self.job_id}"
 
+
+class ClusterHeartbeat(models.Model):
+    """A running `manage.py qcluster`, one row per process, written every STUDIO_HEARTBEAT_SECONDS by the process
+    itself (studio.jobs.heartbeat) and removed when it stops. A row whose last beat is older than
+    STUDIO_CLUSTER_STALE_SECONDS is a cluster that died without stopping (kill -9, a crash, its machine lost)."""
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    runs_poller = models.BooleanField(default=True)
+    # When the poller last went round its loop (it goes round several times a second, busy or idle).
+    poller_loop_at = models.DateTimeField(null=True, blank=True)
+    sentinel_alive = models.BooleanField(default=True, help_text="Whether django-q2's sentinel process was alive.")
+
+    class Meta:
+        ordering = ["host", "pid"]
+        constraints = [models.UniqueConstraint(fields=["host", "pid"], name="one_heartbeat_per_process")]
+        verbose_name = "cluster"
+
+    def __str__(self):
+        return f"{self.host}:{self.pid}"
+
+    def status(self, *, now, stale_seconds):
+        """alive; dead (no beat for stale_seconds); poller stuck (its loop has not turned for as long); or
+        sentinel dead (django-q2's task processes are gone, and this cluster is about to stop)."""
+        stale = timedelta(seconds=stale_seconds)
+        if now - self.beat_at > stale:
+            return "dead"
+        if not self.sentinel_alive:
+            return "sentinel dead"
+        if self.runs_poller and (self.poller_loop_at or self.started_at) < self.beat_at - stale:
+            return "poller stuck"
+        return "alive"

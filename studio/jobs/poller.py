@@ -29,6 +29,7 @@ from django.utils import timezone
 from studio.jobs import services
 from studio.jobs.calls import JobCalls
 from studio.jobs.leases import Lease, LeaseKeeper, claim_due_jobs, claim_job, due_candidates, lease_is_free
+from studio.jobs.logcontext import job_context
 from studio.jobs.media import DownloadError
 from studio.jobs.models import Job, JobState
 from studio.providers.base import NotNow, ProviderError
@@ -49,21 +50,22 @@ def run_step(job, lease, keeper=None):
     step escapes: every failure is recorded and scheduled on the job."""
     close_old_connections()
     calls = JobCalls(job, lease)
-    try:
-        services.job_advance(job, calls)
-    except NotNow as error:
-        services.job_defer(job, error)
-    except CallCancelled:
-        services.job_resume(job)
-    except Exception as error:  # noqa: BLE001 - the firewall: a failure of any kind is the job's, not the loop's
-        if not isinstance(error, EXPECTED_FAILURES):
-            logger.exception("job %s: step failed unexpectedly", job.pk)
-        _record_failure(job, error, calls)
-    finally:
-        if keeper is not None:
-            keeper.drop(lease)
-        if not lease.released:
-            lease.release()
+    with job_context(job):
+        try:
+            services.job_advance(job, calls)
+        except NotNow as error:
+            services.job_defer(job, error)
+        except CallCancelled:
+            services.job_resume(job)
+        except Exception as error:  # noqa: BLE001 - the firewall: a failure of any kind is the job's, not the loop's
+            if not isinstance(error, EXPECTED_FAILURES):
+                logger.exception("job %s: step failed unexpectedly", job.pk)
+            _record_failure(job, error, calls)
+        finally:
+            if keeper is not None:
+                keeper.drop(lease)
+            if not lease.released:
+                lease.release()
 
 
 def _record_failure(job, error, calls):
@@ -91,6 +93,7 @@ class Poller:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self.in_flight = {}  # future -> (lease, was a submission)
+        self.last_loop_at = None  # time.monotonic() of the loop's last turn, for the cluster's heartbeat
         self.step_connections = []  # each step thread's database connection, kept open between steps
 
     def run(self, *, until=None, seconds=None):
@@ -102,6 +105,7 @@ class Poller:
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="poll",
                                 initializer=self._step_thread_started) as pool:
             while not self.stopping.is_set() and not (until and until()):
+                self.last_loop_at = time.monotonic()
                 if deadline and time.monotonic() > deadline:
                     break
                 if time.monotonic() - last_recovery > RECOVERY_EVERY_SECONDS:

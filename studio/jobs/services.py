@@ -22,6 +22,7 @@ from django.utils import timezone
 from studio.core.failpoints import failpoint
 from studio.core.redaction import public_text
 from studio.jobs.leases import lease_is_free
+from studio.jobs.logcontext import job_context
 from studio.jobs.media import DownloadError, download_video, make_poster_and_strip, mismatches, probe_video
 from studio.jobs.models import Job, JobImage, JobState, Result
 from studio.projects.image_links import signed_image_url
@@ -239,7 +240,8 @@ def recover_stalled_submissions():
     """Jobs left "submitting" by a crashed worker: back to the queue if nothing was sent, else ambiguous."""
     stalled = Job.objects.filter(state=JobState.SUBMITTING).filter(lease_is_free(timezone.now()))
     for job in stalled.select_related("account"):
-        job_recover_stalled(job)
+        with job_context(job):
+            job_recover_stalled(job)
 
 
 def job_settle(job, calls):

@@ -4,6 +4,7 @@ service, and are safe to run twice. None of them calls a provider (that is the p
 from django.utils import timezone
 
 from studio.jobs import services
+from studio.jobs.logcontext import result_context
 from studio.jobs.media import sweep_abandoned_partials
 from studio.jobs.models import Job
 
@@ -18,7 +19,8 @@ PENDING_RESULT_SECONDS = 120
 
 
 def process_result(result_id):
-    services.result_process(result_id=result_id)
+    with result_context(result_id):
+        services.result_process(result_id=result_id)
 
 
 def process_pending_results():

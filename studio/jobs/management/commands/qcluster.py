@@ -19,11 +19,13 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import connections
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 from django_q.signals import post_spawn
 
 from studio.core import processes
+from studio.jobs.heartbeat import Heartbeat
 from studio.jobs.poller import Poller
 from studio.jobs.tasks import ensure_schedules
 
@@ -49,11 +51,13 @@ class Command(DjangoQCommand):
         processes.children_follow_this_process()
         post_spawn.connect(yield_the_cpu, dispatch_uid="studio-workers-yield")
         ensure_schedules()
+        connections.close_all()  # django-q2's forked processes close what they inherit: on PostgreSQL, our session
         cluster = Cluster()
         stop = processes.StopSignals()  # in place of django-q2's handler, installed by Cluster()
         cluster.start()
         poller = None if options["no_poller"] else Poller()
         poller_thread = start_poller(poller)
+        heartbeat = Heartbeat(sentinel=cluster.sentinel, poller=poller).start()
 
         def running():
             return cluster.sentinel.is_alive() and (poller_thread is None or poller_thread.is_alive())
@@ -64,6 +68,7 @@ class Command(DjangoQCommand):
         else:
             failure = "the poller ended" if cluster.sentinel.is_alive() else "django-q2's sentinel died"
             logger.error("%s: stopping everything", failure)
+        heartbeat.stop()
         stop_poller(poller, poller_thread)
         stop_cluster(cluster)
         if not received:
