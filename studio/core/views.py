@@ -1,11 +1,14 @@
 import mimetypes
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 
 from studio.projects.image_links import image_for_token
 from studio.projects.models import Project
@@ -33,10 +36,33 @@ def project_file(project_id, path):
 def media_file(request, project_id, path):
     """Uploaded images and stored videos, served only to members of the project that owns them."""
     get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
-    response = ranged_file_response(request, project_file(project_id, path))
+    response = media_response(request, project_file(project_id, path))
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# Where nginx serves the bytes after the studio's access check (deploy/nginx/studio-locations.conf: an `internal`
+# location that clients cannot ask for themselves).
+ACCEL_PREFIX = "/protected-media/"
+
+
+def media_response(request, path):
+    """A checked media file, sent as STUDIO_MEDIA_HANDOFF says. Handed off, the front server reads the file and
+    answers ranges, ETags and 304s itself, so a video being watched ties up no web thread at all."""
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if settings.STUDIO_MEDIA_HANDOFF == "x-accel-redirect":
+        response = HttpResponse(content_type=content_type)
+        # The path under MEDIA_ROOT (its projects/ folder may be a symlink: the path is taken from where that
+        # leads), escaped: nginx reads the header as a URI, like a request line.
+        relative = path.relative_to((Path(settings.MEDIA_ROOT) / "projects").resolve()).as_posix()
+        response["X-Accel-Redirect"] = f"{ACCEL_PREFIX}projects/{quote(relative)}"
+        return response
+    if settings.STUDIO_MEDIA_HANDOFF == "x-sendfile":
+        response = HttpResponse(content_type=content_type)
+        response["X-Sendfile"] = str(path)
+        return response
+    return ranged_file_response(request, path, content_type=content_type)
 
 
 # ASCII digits, at most 18 of them: a range beyond any file, never an int() of thousands of digits.
@@ -44,41 +70,71 @@ RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 CHUNK = 256 * 1024
 
 
-def ranged_file_response(request, path):
-    """The file, or the one byte range asked for (browsers seek in videos with Range requests)."""
-    size = path.stat().st_size
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+def ranged_file_response(request, path, *, content_type):
+    """The file, or the one byte range asked for (browsers seek in videos with Range requests), with validators
+    (ETag, Last-Modified) and 304 for a copy the browser already has.
+
+    Both are a FileResponse over the open file: under gunicorn the kernel sends it (sendfile, from the range's
+    first byte for Content-Length bytes); elsewhere it is read in large blocks, never past the range.
+    """
+    stat = path.stat()
+    size, modified = stat.st_size, int(stat.st_mtime)
+    # nginx's own form ("mtime-size" in hex), so a browser's copy stays valid when STUDIO_MEDIA_HANDOFF changes.
+    validators = {"ETag": f'"{modified:x}-{size:x}"', "Last-Modified": http_date(modified), "Accept-Ranges": "bytes"}
+    response = get_conditional_response(request, etag=validators["ETag"], last_modified=modified)
+    if response is not None:  # 304 Not Modified, or 412 for a failed If-Match / If-Unmodified-Since
+        return _with_headers(response, validators)
+    start, end = 0, size - 1
     match = RANGE.match(request.headers.get("Range", "").strip())
-    if not match or not any(match.groups()):
-        response = FileResponse(path.open("rb"), content_type=content_type)
-        response["Accept-Ranges"] = "bytes"
-        return response
-    first, last = match.groups()
-    if first:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    else:
-        start, end = max(0, size - int(last)), size - 1
-    if start > end or start >= size:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    response = StreamingHttpResponse(_read_range(path, start, end), status=206, content_type=content_type)
-    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if match and any(match.groups()) and _range_still_valid(request, validators):
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:
+            start = max(0, size - int(last))
+        if start > end or start >= size:
+            return _with_headers(HttpResponse(status=416), {"Content-Range": f"bytes */{size}"})
+    response = FileResponse(_FilePart(path, start, end - start + 1), content_type=content_type)
+    response.block_size = CHUNK
+    if (start, end) != (0, size - 1):
+        response.status_code = 206
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Length"] = str(end - start + 1)
-    response["Accept-Ranges"] = "bytes"
+    return _with_headers(response, validators)
+
+
+def _range_still_valid(request, validators):
+    """If-Range: the range applies only to the copy the browser names (its ETag, or its exact date)."""
+    if_range = request.headers.get("If-Range", "").strip()
+    return not if_range or if_range in (validators["ETag"], validators["Last-Modified"])
+
+
+def _with_headers(response, headers):
+    for name, value in headers.items():
+        response[name] = value
     return response
 
 
-def _read_range(path, start, end):
-    with path.open("rb") as handle:
-        handle.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
+class _FilePart:
+    """`length` bytes of a file from `start`: a file object for FileResponse whose reads stop at the part's end,
+    with the open file's descriptor (positioned at `start`) for servers that send it with sendfile."""
+
+    def __init__(self, path, start, length):
+        self.file = path.open("rb")
+        self.file.seek(start)
+        self.remaining = length
+
+    def read(self, size=-1):
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        data = self.file.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def fileno(self):
+        return self.file.fileno()
+
+    def close(self):
+        self.file.close()
 
 
 def permission_denied(request, exception=None):
