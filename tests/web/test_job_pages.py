@@ -8,10 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from studio.jobs.models import Job, JobEvent, JobState, Result
 from studio.projects.models import Membership, Project, Prompt, PromptVersion, Role
+from tests.backends import queued_tasks
 from tests.web.support import as_user
 
 pytestmark = pytest.mark.django_db
@@ -209,7 +209,7 @@ def test_submitting_again_requeues_the_job_due_at_once(client, team, make_job):
     assert job.state == JobState.QUEUED
     assert job.submit_sent_at is None
     assert job.next_poll_at <= timezone.now(), "the poller sends it within its idle sleep"
-    assert OrmQ.objects.count() == 0
+    assert queued_tasks() == []
 
 
 def test_an_htmx_decision_returns_the_new_card(client, team, make_job):
