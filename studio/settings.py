@@ -199,8 +199,36 @@ if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Files (uploads, videos, posters) are kept in the media folder (STUDIO_MEDIA_ROOT; machines share it by mounting
+# one folder) or, with STUDIO_S3_BUCKET, in an S3 or S3-compatible bucket through django-storages. Credentials come
+# from boto3's usual places (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an instance role, ~/.aws); objects are
+# private and members get signed links that expire after STUDIO_S3_LINK_SECONDS. See studio/core/media_store.py.
+STUDIO_S3_BUCKET = env_str("STUDIO_S3_BUCKET")
+STUDIO_S3_ENDPOINT_URL = env_str("STUDIO_S3_ENDPOINT_URL")  # e.g. a MinIO or Ceph gateway; empty for AWS
+STUDIO_S3_REGION = env_str("STUDIO_S3_REGION", "us-east-1")
+FILE_STORAGE = (
+    {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": STUDIO_S3_BUCKET,
+        "endpoint_url": STUDIO_S3_ENDPOINT_URL or None,
+        "region_name": STUDIO_S3_REGION,
+        # A self-hosted endpoint names the bucket in the path; AWS in the host name.
+        "addressing_style": "path" if STUDIO_S3_ENDPOINT_URL else "virtual",
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": env_int("STUDIO_S3_LINK_SECONDS", 3600),
+        "file_overwrite": True,
+    }}
+    if STUDIO_S3_BUCKET
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+)
+# Where signed links point: pages may show videos and images from there (Content-Security-Policy below).
+FILE_STORAGE_ORIGIN = (
+    (lambda url: f"{url.scheme}://{url.netloc}")(urlsplit(STUDIO_S3_ENDPOINT_URL)) if STUDIO_S3_ENDPOINT_URL
+    else f"https://{STUDIO_S3_BUCKET}.s3.{STUDIO_S3_REGION}.amazonaws.com" if STUDIO_S3_BUCKET else None
+)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": FILE_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -257,8 +285,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:", "blob:"],
-        "media-src": [SELF, "blob:"],
+        "img-src": [SELF, "data:", "blob:", *filter(None, [FILE_STORAGE_ORIGIN])],
+        "media-src": [SELF, "blob:", *filter(None, [FILE_STORAGE_ORIGIN])],
         "font-src": [SELF],
         "connect-src": [SELF],
         "object-src": [NONE],

@@ -12,15 +12,17 @@ balancer probes each server by its address, over plain HTTP, and must get the he
 import logging
 import tempfile
 import threading
+import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.http import HttpResponseNotAllowed, JsonResponse
 
+from studio.core import media_store
 from studio.core.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -46,14 +48,19 @@ def check_database():
 
 
 def check_storage():
-    """A file created, written and removed in MEDIA_ROOT (created if missing, as the studio's own writes do)."""
+    """A file created, written and removed where the studio keeps files: in its folder (created if missing,
+    as the studio's own writes do), or as an object in its bucket."""
     try:
-        folder = Path(settings.MEDIA_ROOT)
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-") as probe:
-            probe.write(b"ok")
-            probe.flush()
-    except OSError as error:
+        folder = media_store.local_root()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-") as probe:
+                probe.write(b"ok")
+                probe.flush()
+        else:
+            name = media_store.store().save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
+            media_store.delete(name)
+    except Exception as error:  # noqa: BLE001 - OSError from a folder, anything from a store's client
         return Check("storage", False, _why(error))
     return Check("storage", True)
 

@@ -5,11 +5,12 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 
+from studio.core import media_store
 from studio.projects.image_links import image_for_token
 from studio.projects.models import Project
 
@@ -36,9 +37,22 @@ def project_file(project_id, path):
 def media_file(request, project_id, path):
     """Uploaded images and stored videos, served only to members of the project that owns them."""
     get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
+    if not media_store.is_local():
+        return signed_link_response(project_id, path)
     response = media_response(request, project_file(project_id, path))
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def signed_link_response(project_id, path):
+    """In an object store, a member is sent to a signed link to the file that expires within the hour
+    (AWS_QUERYSTRING_EXPIRE): the store answers ranges and conditional requests itself."""
+    name = media_store.confined_name(project_id, path)
+    if name is None:
+        raise Http404("No such file.")
+    response = HttpResponseRedirect(media_store.store().url(name))
+    response["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -146,9 +160,17 @@ def permission_denied(request, exception=None):
 def public_image(request, token, extension):
     """An uploaded image for a provider to fetch: no session, one image per signed, expiring token."""
     image = image_for_token(token)
-    # The stored name is relative to MEDIA_ROOT; the same rule as members' media keeps it in its project.
-    path = project_file(image.project_id, image.file.name.removeprefix(f"projects/{image.project_id}/"))
-    response = FileResponse(path.open("rb"), content_type=f"image/{image.format}")
+    # The stored name is relative to the storage; the same rule as members' media keeps it in its project.
+    relative = image.file.name.removeprefix(f"projects/{image.project_id}/")
+    if media_store.is_local():
+        source = project_file(image.project_id, relative).open("rb")
+    else:
+        # Streamed from the store: a provider's fetcher may not follow a redirect to another host.
+        name = media_store.confined_name(image.project_id, relative)
+        if name is None:
+            raise Http404("No such file.")
+        source = media_store.store().open(name, "rb")
+    response = FileResponse(source, content_type=f"image/{image.format}")
     response["Cache-Control"] = "private, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -23,6 +23,7 @@ import httpx
 from django.conf import settings
 from PIL import Image
 
+from studio.core import media_store
 from studio.core.failpoints import failpoint
 from studio.core.redaction import public_text
 from studio.providers.http import AddressRefused, call_budget
@@ -64,7 +65,7 @@ def check_url(url):
 
 
 def download_video(open_stream, url, destination_dir, *, max_bytes=None, cancel=None):
-    """Stream a video to a new random name in `destination_dir` (relative to MEDIA_ROOT).
+    """Stream a video to a new random name in `destination_dir` (a storage name's folder, core.media_store).
 
     `open_stream(url)` is a context manager yielding a streaming response; the provider client supplies
     it so that the right headers (a Bearer key, for ModelMax) go with the request. The download has a time
@@ -72,8 +73,7 @@ def download_video(open_stream, url, destination_dir, *, max_bytes=None, cancel=
     runs longer than a total cap; `cancel` (an Event) abandons it at once.
     """
     max_bytes = max_bytes or settings.STUDIO_MAX_VIDEO_BYTES
-    directory = Path(settings.MEDIA_ROOT) / destination_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = media_store.scratch_dir(destination_dir)
     with call_budget(settings.STUDIO_DOWNLOAD_GRACE_SECONDS, cancel=cancel) as budget:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url)
@@ -104,10 +104,13 @@ def _too_slow(budget):
 def sweep_abandoned_partials(root=None):
     """Remove temporary files of downloads killed mid-way (kill -9 leaves them); a live download writes
     often, so a partial file untouched for an hour (or twice the download cap) belongs to no one."""
-    root = Path(root or settings.MEDIA_ROOT)
     stale_before = time.time() - max(3600, 2 * settings.STUDIO_DOWNLOAD_MAX_SECONDS)
     removed = 0
-    for partial in root.glob("projects/*/videos/.partial-*"):
+    partials = []
+    if root is not None or media_store.is_local():
+        partials += Path(root or media_store.local_root()).glob("projects/*/videos/.partial-*")
+    partials += (Path(settings.DATA_DIR) / "partials").glob(".*-*")  # an object store's scratch folder
+    for partial in partials:
         try:
             if partial.stat().st_mtime < stale_before:
                 partial.unlink()
@@ -152,21 +155,11 @@ def _write_stream(response, directory, relative_dir, max_bytes, budget):
             os.fsync(handle.fileno())
         if size < 8:
             raise DownloadError("The provider's file is empty.")
-        name = f"{uuid.uuid4().hex}.mp4"
-        os.replace(handle.name, directory / name)
-        _fsync_directory(directory)
+        stored = media_store.keep(handle.name, f"{relative_dir}/{uuid.uuid4().hex}.mp4")
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-    return StoredFile(relative_path=f"{relative_dir}/{name}", sha256=digest.hexdigest(), bytes=size)
-
-
-def _fsync_directory(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return StoredFile(relative_path=stored, sha256=digest.hexdigest(), bytes=size)
 
 
 # Probing -------------------------------------------------------------------------------------------
@@ -229,32 +222,20 @@ def _frames_at(path, fractions):
 def make_poster_and_strip(path, poster_dir, *, stem):
     """A JPEG poster (at 10% of the clip, past any fade-in) and a strip of STRIP_FRAMES thumbnails, named
     after `stem` so that making them twice writes the same two files."""
-    directory = Path(settings.MEDIA_ROOT) / poster_dir
-    directory.mkdir(parents=True, exist_ok=True)
     fractions = [0.1] + [(i + 0.5) / STRIP_FRAMES for i in range(STRIP_FRAMES)]
     frames = _frames_at(path, fractions)
     if not frames:
         return "", "", 0
     poster_name = f"{poster_dir}/{stem}.jpg"
-    _save_jpeg(frames[0].convert("RGB"), Path(settings.MEDIA_ROOT) / poster_name, quality=85)
+    media_store.save_jpeg(frames[0].convert("RGB"), poster_name, quality=85)
     thumbs = [f.convert("RGB") for f in frames[1:]]
     width = max(1, round(thumbs[0].width * STRIP_HEIGHT / thumbs[0].height))
     strip = Image.new("RGB", (width * len(thumbs), STRIP_HEIGHT))
     for index, thumb in enumerate(thumbs):
         strip.paste(thumb.resize((width, STRIP_HEIGHT), Image.Resampling.LANCZOS), (index * width, 0))
     strip_name = f"{poster_dir}/{stem}-strip.jpg"
-    _save_jpeg(strip, Path(settings.MEDIA_ROOT) / strip_name, quality=80)
+    media_store.save_jpeg(strip, strip_name, quality=80)
     return poster_name, strip_name, len(thumbs)
-
-
-def _save_jpeg(image, path, *, quality):
-    """Write to a temporary name and rename: a reader never sees half a file, a repeat replaces it whole."""
-    partial = path.with_name(f".partial-{uuid.uuid4().hex}.jpg")
-    try:
-        image.save(partial, "JPEG", quality=quality)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 RESOLUTION_SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}

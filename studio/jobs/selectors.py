@@ -3,13 +3,12 @@
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
+from studio.core import media_store
 from studio.jobs.models import Job, JobState
 
 
@@ -30,7 +29,7 @@ def job_report(job):
         "cost_estimate": str(job.cost_estimate) if job.cost_estimate is not None else None,
         "currency": job.currency,
         "results": [
-            {"path": str(Path(settings.MEDIA_ROOT) / r.file.name), "sha256": r.sha256, "bytes": r.bytes,
+            {"path": media_store.where(r.file.name), "sha256": r.sha256, "bytes": r.bytes,
              "duration": r.duration, "width": r.width, "height": r.height, "fps": r.fps,
              "has_audio": r.has_audio, "mismatches": r.mismatches}
             for r in stored_results(job)

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from studio.core import media_store
 from studio.core.failpoints import failpoint
 from studio.core.redaction import public_text
 from studio.jobs.leases import lease_is_free
@@ -413,7 +414,7 @@ def result_store(*, job, index, file):
         if created:
             transaction.on_commit(lambda: enqueue_result_processing(result.pk))
     if not created and result.file.name != file.relative_path:
-        (Path(settings.MEDIA_ROOT) / file.relative_path).unlink(missing_ok=True)
+        media_store.delete(file.relative_path)
     return result, created
 
 
@@ -435,10 +436,11 @@ def result_process(*, result_id):
     if result is None:
         return None
     job = result.job
-    path = Path(settings.MEDIA_ROOT) / result.file.name
     try:
-        probe = probe_video(path)
-        poster, strip, count = make_poster_and_strip(path, f"projects/{job.project_id}/posters", stem=path.stem)
+        with media_store.local_copy(result.file.name) as path:
+            probe = probe_video(path)
+            poster, strip, count = make_poster_and_strip(path, f"projects/{job.project_id}/posters",
+                                                         stem=Path(result.file.name).stem)
     except (DownloadError, OSError) as error:
         message = getattr(error, "message", None) or public_text(error, 300)
         if Result.objects.filter(pk=result.pk, processed_at__isnull=True).update(

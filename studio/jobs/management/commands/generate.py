@@ -7,10 +7,10 @@ ambiguous; 2 the request was invalid and nothing was sent.
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
+from studio.core import media_store
 from studio.jobs import services
 from studio.jobs.models import JobState
 from studio.jobs.poller import drive_job
@@ -115,7 +115,7 @@ class Command(BaseCommand):
         if job.state == JobState.SUBMIT_UNKNOWN:
             lines.append("The provider may have accepted this job: check its console before sending it again.")
         for result in stored_results(job):
-            lines.append(f"Video: {Path(settings.MEDIA_ROOT) / result.file.name} ({result.width}×{result.height}, "
+            lines.append(f"Video: {media_store.where(result.file.name)} ({result.width}×{result.height}, "
                          f"{result.duration} s, {'with' if result.has_audio else 'no'} audio)")
         return "\n".join(lines)
 

@@ -5,15 +5,14 @@ Exit status: 0 listed (possibly nothing); 2 the request was invalid (unknown id,
 """
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Prefetch
 
+from studio.core import media_store
 from studio.jobs.management.commands.generate import EXIT_INVALID
-from studio.jobs.selectors import job_report
 from studio.jobs.models import Job, JobState, Result
+from studio.jobs.selectors import job_report
 from studio.projects.models import Project
 
 DEFAULT_LIMIT = 50
@@ -86,8 +85,7 @@ class Command(BaseCommand):
             lines.append(aligned(row, widths))
             # .all() reads the prefetched results: one query for every job's videos, not one per job.
             for result in job.results.all():
-                path = Path(settings.MEDIA_ROOT) / result.file.name
-                lines.append(f"    {path}  sha256 {result.sha256[:12]}")
+                lines.append(f"    {media_store.where(result.file.name)}  sha256 {result.sha256[:12]}")
         return "\n".join(lines)
 
 
