@@ -88,7 +88,15 @@ def test_the_composer_and_the_admin_show_a_paused_account(breaker, demo_project,
     assert "Paused since" in change and "5 of 9 calls failed" in change
 
 
+def early_in_a_minute(needed=12):
+    """Budgets count per calendar minute: a test that must stay within one starts with `needed` seconds left."""
+    left = 60 - time.time() % 60
+    if left < needed:
+        time.sleep(left + 0.1)
+
+
 def test_the_request_budget_counts_every_call_of_jobs_made_anywhere(sandbox_accounts, demo_project, sandbox):
+    early_in_a_minute()
     account = sandbox_accounts["qingbo"]
     account.max_requests_per_minute = 1
     account.save()
