@@ -54,3 +54,18 @@ def test_the_locked_sign_in_page_says_why_and_works_again_once_the_lock_lifts(li
     # policy blocked, would be a fault of the page.
     assert [e for e in page.console_errors if "status of 429 (Too Many Requests)" not in e] == []
     assert len(page.console_errors) == 2  # the tenth failure and the refused right password
+
+
+def test_a_pasted_name_longer_than_any_account_is_refused_with_the_limit(live_server, page, screenshot, maria):
+    page.goto(f"{live_server.url}/login/")
+    submit(page, "m" * 400, PASSWORD)
+    notice = page.locator(".flash-error")
+    assert notice.inner_text() == "That is longer than any username (at most 150 characters)."
+    card = page.locator(".auth-card .card").bounding_box()
+    for selector in (".flash-error", "#id_username", "button[type=submit]"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"] + 0.5, selector
+    screenshot(page, "signin-long-name-1440")
+    page.set_viewport_size({"width": 1024, "height": 768})
+    screenshot(page, "signin-long-name-1024")
+    assert AccessAttempt.objects.count() == 0
