@@ -35,3 +35,17 @@ graceful_timeout = 5
 # gunicorn's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): two studios on one machine
 # would fight over it, and the studio has no use for it.
 control_socket_disable = True
+
+# With STUDIO_LOG_FORMAT=json gunicorn's own lines (workers booting, exiting, timing out) are JSON objects like
+# the studio's; gunicorn writes them through these loggers, to stderr as the studio does.
+if settings.LOG_FORMAT == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "studio.core.logs.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -189,8 +189,12 @@ def test_healthz_over_http_from_gunicorn_in_production(tmp_path, media_root, set
     assert posted.status_code == 405
     assert site.status_code == 301 and site.headers["Location"] == "https://studio.example.com/login/"
     assert stranger.status_code == 400
-    # Every line of the studio's is JSON (gunicorn's own, about its workers, keep gunicorn's "[time] [pid]" form).
-    studio_lines = [json.loads(line) for line in log.read_text().splitlines() if not line.startswith("[")]
+    # Every line is JSON, gunicorn's own about its workers too.
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"Starting gunicorn", "Booting worker"} <= {entry["message"].split(" ", 2)[0] + " " +
+                                                       entry["message"].split(" ", 2)[1] for entry in lines
+                                                       if entry["logger"] == "gunicorn.error"}
+    studio_lines = [entry for entry in lines if not entry["logger"].startswith("gunicorn.")]
     assert [entry["logger"] for entry in studio_lines] == ["py.warnings", "django.request",
                                                            "django.security.DisallowedHost"]
     assert "No directory at" in studio_lines[0]["message"]  # the static folder, deliberately missing
