@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,10 @@ from studio.projects.models import Membership, Project, Role
 from tests.helpers import png_bytes
 from tests.jobs.cluster import cluster_env, start_cluster, stop, wait_until
 from tests.jobs.test_generate import close_to, mean_colour
+from tests.stack import free_port
 
 RED = (220, 20, 20)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "studio-test", "AWS_SECRET_ACCESS_KEY": "studio-test-secret"}
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
